@@ -11,9 +11,9 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from etr_dist.config.schema import RootConfig
 
@@ -41,12 +41,20 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+# Keys that must be set when another key takes a value: (key, value) -> required key.
+REQUIRED_WHEN: dict[tuple[str, str], str] = {
+    ("model.source", "hf"): "model.path",
+    ("data.source", "jsonl"): "data.train_path",
+    ("data.source", "parquet"): "data.train_path",
+}
+
+
 class ConfigError(ValueError):
     """A config key, value or override is wrong; the message names it."""
 
 
 def default_config_dir() -> Path:
-    """configs/ beside the package (source checkout, Ray working_dir), else $ETR_DIST_CONFIG_DIR or ./configs."""
+    """$ETR_DIST_CONFIG_DIR, else configs/ beside the package (checkout, Ray working_dir), else ./configs."""
     env = os.environ.get("ETR_DIST_CONFIG_DIR")
     if env:
         return Path(env).resolve()
@@ -61,7 +69,7 @@ def _register_schema() -> None:
 def _all_keys(node: Any, prefix: str = "") -> list[str]:
     keys = []
     if isinstance(node, DictConfig):
-        for key in node.keys():
+        for key in node:
             path = f"{prefix}{key}"
             keys.append(path)
             keys.extend(_all_keys(node._get_node(key), f"{path}."))
@@ -69,17 +77,39 @@ def _all_keys(node: Any, prefix: str = "") -> list[str]:
 
 
 def _explain(err: Exception, known: list[str]) -> str:
-    text = str(err)
-    match = re.search(r"full_key: ([\w.\[\]]+)", text) or re.search(r"override '([\w.]+)", text)
-    key = match.group(1) if match else None
+    """Turn Hydra/OmegaConf errors (the useful part is often in __cause__) into one line naming the key."""
+    cause = err
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    text = str(cause)
     first = text.strip().splitlines()[0]
-    if key and ("not in struct" in text or "Key '" in text and "not in" in text):
-        hint = difflib.get_close_matches(key, known, n=1)
-        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
-        return f"unknown config key '{key}'{suggestion}"
-    if key:
-        return f"bad value for config key '{key}': {first}"
-    return first
+    if first.endswith("raised while composing config:"):
+        first = text.strip().splitlines()[1]
+    match = re.search(r"full_key: ([\w.\[\]]+)", text)
+    if isinstance(err, MissingConfigException):
+        options = re.findall(r"^\t(\w+)$", str(err), flags=re.M)
+        missing = first.removeprefix("In 'config': ")
+        return f"{missing}; available: {options}"
+    if not match:
+        return first
+    key = match.group(1)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) or re.search(r"Key '[^']+' not in", text):
+        return f"unknown config key '{key}'{_suggest(key, known)}"
+    return f"bad value for config key '{key}': {first}"
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    parent, _, name = key.rpartition(".")
+    siblings = [k.rpartition(".")[2] for k in known if k.rpartition(".")[0] == parent]
+    hint = difflib.get_close_matches(name, siblings, n=1, cutoff=0.7)
+    return f" (did you mean '{parent + '.' if parent else ''}{hint[0]}'?)" if hint else ""
+
+
+def _reject_unknown_keys(cfg: DictConfig, known: list[str]) -> None:
+    """`+new_key=...` can add keys the schema does not know; name the first one."""
+    unknown = sorted(set(_all_keys(cfg)) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}'{_suggest(unknown[0], known)}")
 
 
 def validate_choices(cfg: DictConfig) -> None:
@@ -87,6 +117,12 @@ def validate_choices(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         if value not in allowed:
             raise ConfigError(f"bad value for config key '{key}': {value!r} is not one of {list(allowed)}")
+
+
+def validate_required(cfg: DictConfig) -> None:
+    for (key, value), required in REQUIRED_WHEN.items():
+        if OmegaConf.select(cfg, key) == value and OmegaConf.select(cfg, required) is None:
+            raise ConfigError(f"config key '{required}' must be set when {key}={value}")
 
 
 def compose_config(overrides: list[str] | None = None, config_dir: str | Path | None = None) -> DictConfig:
@@ -105,6 +141,8 @@ def compose_config(overrides: list[str] | None = None, config_dir: str | Path | 
         raise ConfigError(_explain(err, known)) from None
     finally:
         GlobalHydra.instance().clear()
+    _reject_unknown_keys(cfg, known)
+    validate_required(cfg)
     validate_choices(cfg)
     return cfg
 

@@ -1,0 +1,100 @@
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from etr_dist.config import ConfigError, RootConfig, compose_config, default_config_dir, to_dataclass
+from etr_dist.config.schema import AlgorithmConfig
+
+
+def test_default_composes_to_typed_schema():
+    cfg = compose_config()
+    assert cfg.algorithm.name == "etr"
+    assert cfg.rollout.engine == "hf"
+    assert isinstance(to_dataclass(cfg), RootConfig)
+
+
+@pytest.mark.parametrize("option", ["grpo", "clip_higher", "dr_grpo", "gspo", "etr"])
+def test_every_algorithm_option_composes(option):
+    cfg = compose_config([f"algorithm={option}"])
+    assert isinstance(to_dataclass(cfg).algorithm, AlgorithmConfig)
+
+
+def test_algorithm_options_set_their_methods():
+    assert compose_config(["algorithm=clip_higher"]).algorithm.clip_ratio_high == 0.28
+    dr = compose_config(["algorithm=dr_grpo"]).algorithm
+    assert (dr.adv_estimator, dr.loss_agg_mode) == ("dr_grpo", "seq-mean-token-sum-norm")
+    assert compose_config(["algorithm=gspo"]).algorithm.clip_ratio_low == pytest.approx(3e-4)
+
+
+def test_overrides_apply_with_types():
+    cfg = compose_config(
+        ["algorithm=etr", "algorithm.etr.lambda_micro=0.3", "rollout=vllm", "learner.num_ranks=4"]
+    )
+    assert cfg.algorithm.etr.lambda_micro == 0.3
+    assert cfg.rollout.engine == "vllm"
+    assert cfg.learner.num_ranks == 4
+
+
+def test_interpolation_resolves():
+    cfg = compose_config(["algorithm=grpo", "data=gsm_symbolic"])
+    assert cfg.trainer.experiment == "grpo_gsm_symbolic"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "algorithm.etr.lamda_micro=0.3",
+            "unknown config key 'algorithm.etr.lamda_micro' (did you mean 'algorithm.etr.lambda_micro'?)",
+        ),
+        ("+algorithm.etr.zzz=1", "unknown config key 'algorithm.etr.zzz'"),
+        ("+foo=1", "unknown config key 'foo'"),
+        ("rollout.nope.x=1", "unknown config key 'rollout.nope'"),
+        ("algorithm.etr.lambda_micro=abc", "bad value for config key 'algorithm.etr.lambda_micro'"),
+        ("trainer.total_steps=1.5", "bad value for config key 'trainer.total_steps'"),
+        ("rollout.engine=foo", "bad value for config key 'rollout.engine'"),
+        (
+            "algorithm=nope",
+            "Could not find 'algorithm/nope'; available: ['clip_higher', 'dr_grpo', 'etr', 'grpo', 'gspo']",
+        ),
+    ],
+)
+def test_bad_overrides_name_the_key(override, message):
+    with pytest.raises(ConfigError) as info:
+        compose_config([override])
+    assert message in str(info.value)
+
+
+def test_mandatory_value_must_be_set():
+    with pytest.raises(ConfigError, match="config key .model.path. must be set when model.source=hf"):
+        compose_config(["model=hf"])
+
+
+def test_unknown_key_in_a_yaml_file_names_it(tmp_path: Path):
+    configs = tmp_path / "configs"
+    shutil.copytree(default_config_dir(), configs)
+    (configs / "algorithm" / "etr.yaml").write_text("name: etr\netr:\n  lambda_mikro: 0.1\n")
+    with pytest.raises(ConfigError, match="unknown config key 'algorithm.etr.lambda_mikro'"):
+        compose_config(config_dir=configs)
+
+
+def test_missing_config_dir_is_clear(tmp_path: Path):
+    with pytest.raises(ConfigError, match="no config.yaml"):
+        compose_config(config_dir=tmp_path)
+
+
+def test_config_layer_imports_no_heavy_frameworks():
+    heavy = "('ray', 'deepspeed', 'vllm', 'torch')"
+    code = f"import sys, etr_dist.config; print(sorted(m for m in {heavy} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_resolved_config_round_trips_to_yaml():
+    cfg = compose_config(["algorithm=etr"])
+    again = OmegaConf.create(OmegaConf.to_yaml(cfg))
+    assert again.algorithm.etr.eps_high_base == 0.28
