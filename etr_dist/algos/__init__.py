@@ -1,0 +1,38 @@
+"""The policy-loss math layer: pure tensor functions, no Ray, DeepSpeed or vLLM (see docs/algorithms.md)."""
+
+from etr_dist.algos.advantages import compute_advantages
+from etr_dist.algos.aggregation import aggregate_loss, aggregation_norm
+from etr_dist.algos.etr import advantage_rms, elastic_bounds
+from etr_dist.algos.kl import kl_penalty
+from etr_dist.algos.logits import entropy_from_logits, logprobs_from_logits
+from etr_dist.algos.policy_losses import compute_policy_loss
+from etr_dist.algos.registries import (
+    ADVANTAGES,
+    AGGREGATIONS,
+    KL_ESTIMATORS,
+    POLICY_LOSSES,
+    register_advantage,
+    register_aggregation,
+    register_kl_estimator,
+    register_policy_loss,
+)
+
+__all__ = [
+    "ADVANTAGES",
+    "AGGREGATIONS",
+    "KL_ESTIMATORS",
+    "POLICY_LOSSES",
+    "advantage_rms",
+    "aggregate_loss",
+    "aggregation_norm",
+    "compute_advantages",
+    "compute_policy_loss",
+    "elastic_bounds",
+    "entropy_from_logits",
+    "kl_penalty",
+    "logprobs_from_logits",
+    "register_advantage",
+    "register_aggregation",
+    "register_kl_estimator",
+    "register_policy_loss",
+]

@@ -1,0 +1,71 @@
+"""Per-token log-probs and entropy from logits, a chunk of token positions at a time.
+
+With a 150k vocabulary a float32 softmax of the whole batch would be N*T*V*4 bytes. Each chunk is upcast,
+reduced and freed; under autograd each chunk is checkpointed, so backward recomputes it instead of keeping it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+DEFAULT_CHUNK_SIZE = 1024  # token positions per chunk
+
+
+def _token_logprob(logits: Tensor, labels: Tensor, temperature: float) -> Tensor:
+    """log softmax(z / tau)[label] = z_label / tau - logsumexp(z / tau)   [C, V] -> [C]"""
+    scaled = logits.float() / temperature
+    return scaled.gather(-1, labels[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
+
+
+def _token_entropy(logits: Tensor, temperature: float) -> Tensor:
+    """H = -sum_v p_v log p_v with p = softmax(z / tau)   [C, V] -> [C]"""
+    log_p = torch.log_softmax(logits.float() / temperature, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1)
+
+
+def _chunked(
+    fn: Callable[..., Tensor], logits: Tensor, per_position: list[Tensor], chunk_size: int
+) -> Tensor:
+    """Apply fn to [C, V] slices of the flattened [N*T, V] logits; returns [N, T] float32."""
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    n, t, vocab = logits.shape
+    rows = logits.reshape(n * t, vocab)
+    flat_args = [arg.reshape(n * t) for arg in per_position]
+    pieces = []
+    for start in range(0, n * t, chunk_size):
+        args = [rows[start : start + chunk_size]] + [arg[start : start + chunk_size] for arg in flat_args]
+        if rows.requires_grad and torch.is_grad_enabled():
+            pieces.append(checkpoint(fn, *args, use_reentrant=False))
+        else:
+            pieces.append(fn(*args))
+    return torch.cat(pieces).reshape(n, t) if pieces else rows.new_zeros((n, t), dtype=torch.float32)
+
+
+def _check(logits: Tensor, temperature: float) -> None:
+    if logits.dim() != 3:
+        raise ValueError(f"logits must be [N, T, V], got shape {tuple(logits.shape)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def logprobs_from_logits(
+    logits: Tensor, labels: Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE, temperature: float = 1.0
+) -> Tensor:
+    """log p(labels) [N, T] in float32 from logits [N, T, V] divided by temperature; differentiable."""
+    _check(logits, temperature)
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(f"labels must be [N, T] = {tuple(logits.shape[:2])}, got {tuple(labels.shape)}")
+    return _chunked(lambda z, y: _token_logprob(z, y, temperature), logits, [labels], chunk_size)
+
+
+def entropy_from_logits(
+    logits: Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE, temperature: float = 1.0
+) -> Tensor:
+    """Entropy of softmax(logits / temperature) per position, [N, T] float32; differentiable."""
+    _check(logits, temperature)
+    return _chunked(lambda z: _token_entropy(z, temperature), logits, [], chunk_size)

@@ -1,0 +1,15 @@
+"""The four variant registries of the math layer; each variant registers itself with a decorator."""
+
+from __future__ import annotations
+
+from etr_dist.registry import Registry
+
+ADVANTAGES: Registry = Registry("advantage estimator")
+POLICY_LOSSES: Registry = Registry("policy loss")
+AGGREGATIONS: Registry = Registry("loss aggregation")
+KL_ESTIMATORS: Registry = Registry("KL estimator")
+
+register_advantage = ADVANTAGES.register
+register_policy_loss = POLICY_LOSSES.register
+register_aggregation = AGGREGATIONS.register
+register_kl_estimator = KL_ESTIMATORS.register
