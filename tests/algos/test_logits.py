@@ -1,0 +1,91 @@
+"""Chunked log-probs and entropy equal the unchunked computation, in value and in gradient."""
+
+import pytest
+import torch
+
+from etr_dist.algos import entropy_from_logits, logprobs_from_logits
+
+
+def logits_and_labels(dtype=torch.float32):
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 5, 11, generator=gen).to(dtype) * 3  # [N=3, T=5, V=11]
+    labels = torch.randint(0, 11, (3, 5), generator=gen)
+    return logits, labels
+
+
+def test_logprob_by_hand():
+    # logits [0, ln 3] -> softmax [1/4, 3/4]; with temperature 2: [0, ln 3 / 2] -> [1 / (1 + sqrt 3), sqrt 3 / (1 + sqrt 3)]
+    logits = torch.tensor([[[0.0, torch.log(torch.tensor(3.0))]]])
+    labels = torch.tensor([[1]])
+    assert logprobs_from_logits(logits, labels).item() == pytest.approx(torch.log(torch.tensor(0.75)).item())
+    assert logprobs_from_logits(logits, labels, temperature=2.0).exp().item() == pytest.approx(3**0.5 / (1 + 3**0.5))
+    # entropy of [1/4, 3/4] = -(0.25 ln 0.25 + 0.75 ln 0.75)
+    expected = -(0.25 * torch.log(torch.tensor(0.25)) + 0.75 * torch.log(torch.tensor(0.75))).item()
+    assert entropy_from_logits(logits).item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_chunked_equals_unchunked_with_gradients(temperature):
+    logits, labels = logits_and_labels()
+    reference_logits = logits.clone().requires_grad_()
+    scaled = reference_logits / temperature
+    ref_logp = torch.log_softmax(scaled, -1).gather(-1, labels[..., None]).squeeze(-1)
+    ref_entropy = torch.distributions.Categorical(logits=scaled).entropy()
+    (ref_logp.sum() + 0.5 * ref_entropy.sum()).backward()
+    for chunk_size in (1, 4, 15, 1000):  # 15 = N * T, 1000 > N * T
+        chunked_logits = logits.clone().requires_grad_()
+        logp = logprobs_from_logits(chunked_logits, labels, chunk_size=chunk_size, temperature=temperature)
+        entropy = entropy_from_logits(chunked_logits, chunk_size=chunk_size, temperature=temperature)
+        (logp.sum() + 0.5 * entropy.sum()).backward()
+        torch.testing.assert_close(logp, ref_logp)
+        torch.testing.assert_close(entropy, ref_entropy)
+        torch.testing.assert_close(chunked_logits.grad, reference_logits.grad)
+
+
+def test_low_precision_logits_are_upcast_to_float32():
+    logits, labels = logits_and_labels(torch.bfloat16)
+    logp = logprobs_from_logits(logits, labels, chunk_size=4)
+    assert logp.dtype == torch.float32
+    expected = torch.log_softmax(logits.float(), -1).gather(-1, labels[..., None]).squeeze(-1)
+    torch.testing.assert_close(logp, expected)
+
+
+def test_non_contiguous_logits_and_no_grad():
+    logits, labels = logits_and_labels()
+    sliced = logits[:, 1:]  # as when dropping the prompt positions
+    with torch.no_grad():
+        logp = logprobs_from_logits(sliced, labels[:, 1:], chunk_size=3)
+    torch.testing.assert_close(logp, logprobs_from_logits(sliced.contiguous(), labels[:, 1:]))
+
+
+def test_bad_inputs():
+    logits, labels = logits_and_labels()
+    with pytest.raises(ValueError, match="labels"):
+        logprobs_from_logits(logits, labels[:, :2])
+    with pytest.raises(ValueError, match="temperature"):
+        entropy_from_logits(logits, temperature=0.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        entropy_from_logits(logits, chunk_size=0)
+    with pytest.raises(ValueError, match=r"\[N, T, V\]"):
+        entropy_from_logits(logits[0])
+
+
+def test_backward_keeps_no_float32_copy_of_the_logits():
+    # every tensor autograd keeps for backward is a view of the bf16 logits or a chunk of labels: the float32
+    # softmax of each chunk is recomputed in backward, never stored for the whole batch
+    logits = torch.randn(2, 8, 100, dtype=torch.bfloat16, requires_grad=True)
+    labels = torch.randint(0, 100, (2, 8))
+    kept = []
+
+    def pack(tensor):
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        total = logprobs_from_logits(logits, labels, chunk_size=4).sum() + entropy_from_logits(logits).sum()
+    assert kept
+    for tensor in kept:
+        is_logits_view = tensor.untyped_storage().data_ptr() == logits.untyped_storage().data_ptr()
+        assert is_logits_view or tensor.dtype == torch.int64
+    total.backward()
+    assert logits.grad.shape == logits.shape
