@@ -1,0 +1,239 @@
+"""The learner's train batch: graded groups -> padded tensors, sharded over ranks and cut into micro-batches.
+
+Everything that must be the same for the whole step (adv_rms, each PPO mini-batch's loss normaliser, the
+micro-batch count per mini-batch) is computed here on the whole batch before sharding and travels with each
+shard, so the loss and its gradient do not depend on the number of ranks or micro-batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from etr_dist.algos import advantage_rms, aggregation_norm, compute_advantages
+from etr_dist.data.records import Group
+
+ROW_FIELDS = (
+    "input_ids",
+    "attention_mask",
+    "prompt_lens",
+    "response_mask",
+    "rollout_logprobs",
+    "advantages",
+    "group_var_norm",
+    "policy_version",
+)
+
+
+@dataclass(frozen=True)
+class MiniBatchInfo:
+    """One PPO mini-batch as a shard sees it; the last two fields are the same on every rank."""
+
+    rows: int  # this shard's rows of the mini-batch
+    max_rows: int  # the most rows any rank holds of it: fixes the micro-batch count on every rank
+    loss_norm: float  # the aggregation's denominator over the whole mini-batch (all ranks)
+
+
+@dataclass(frozen=True)
+class TrainBatch:
+    """Row i = prompt tokens, then response tokens, then padding (right-padded)."""
+
+    input_ids: Tensor  # [N, L] long
+    attention_mask: Tensor  # [N, L] long, 1 on prompt and response tokens
+    prompt_lens: Tensor  # [N] long: response token t of row i is input_ids[i, prompt_lens[i] + t]
+    response_mask: Tensor  # [N, T] float 0/1, a prefix of ones per row
+    rollout_logprobs: Tensor  # [N, T] float, the engine's log-prob of each sampled token
+    advantages: Tensor  # [N]
+    group_var_norm: Tensor  # [N] v_q of each response's group
+    policy_version: Tensor  # [N] long, the policy that generated the response
+    adv_rms: float  # rms of the step batch's non-zero advantages (ETR's scale)
+    loss_agg_mode: str
+    max_response_len: int  # Dr.GRPO's constant length
+    mini_batches: tuple[MiniBatchInfo, ...]
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def num_response_tokens(self) -> int:
+        return int(self.response_mask.sum())
+
+    def rows(self, index: slice | Tensor, mini_batches: tuple[MiniBatchInfo, ...] = ()) -> TrainBatch:
+        """A subset of rows with the step-wide fields kept."""
+        picked = {name: getattr(self, name)[index] for name in ROW_FIELDS}
+        return dataclasses.replace(self, **picked, mini_batches=mini_batches)
+
+    def to(self, device: torch.device | str) -> TrainBatch:
+        return dataclasses.replace(self, **{name: getattr(self, name).to(device) for name in ROW_FIELDS})
+
+    def trimmed(self) -> TrainBatch:
+        """Drop the padding columns no row of this (micro-)batch uses."""
+        response_lens = self.response_mask.sum(-1).long()
+        width = int((self.prompt_lens + response_lens).max())
+        response_width = max(int(response_lens.max()), 1)
+        return dataclasses.replace(
+            self,
+            input_ids=self.input_ids[:, :width],
+            attention_mask=self.attention_mask[:, :width],
+            response_mask=self.response_mask[:, :response_width],
+            rollout_logprobs=self.rollout_logprobs[:, :response_width],
+        )
+
+
+class MicroBatch(NamedTuple):
+    batch: TrainBatch
+    loss_weight: float  # 0.0 for a padding micro-batch that only keeps this rank in step with the others
+
+
+def split_rows(num_rows: int, parts: int) -> list[slice]:
+    """Contiguous, balanced slices: sizes differ by at most one, the larger ones first."""
+    base, extra = divmod(num_rows, parts)
+    bounds = [0]
+    for i in range(parts):
+        bounds.append(bounds[-1] + base + (1 if i < extra else 0))
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:], strict=False)]
+
+
+def _check_group(group: Group) -> None:
+    prompt_id = group.prompt.id
+    if not group.prompt.prompt_token_ids:
+        raise ValueError(f"prompt '{prompt_id}' has no prompt_token_ids; tokenise prompts before training")
+    if len(group.rewards) != len(group.completions):
+        raise ValueError(
+            f"group of prompt '{prompt_id}' has {len(group.completions)} completions "
+            f"but {len(group.rewards)} rewards"
+        )
+    for completion in group.completions:
+        if len(completion.token_ids) != len(completion.logprobs):
+            raise ValueError(
+                f"completion {completion.sample_idx} of prompt '{prompt_id}' has "
+                f"{len(completion.token_ids)} tokens but {len(completion.logprobs)} logprobs"
+            )
+
+
+def build_train_batch(
+    groups: list[Group], pad_token_id: int, algorithm_cfg: Any, max_response_len: int | None = None
+) -> TrainBatch:
+    """Pad the groups' prompt+response rows and compute advantages, v_q and the step-wide normalisers.
+
+    max_response_len: the generation budget (rollout.max_new_tokens) for Dr.GRPO's normaliser; default the
+    longest response.
+    """
+    if not groups:
+        raise ValueError("no groups to build a train batch from")
+    for group in groups:
+        _check_group(group)
+    rows = [(g.prompt.prompt_token_ids, c) for g in groups for c in g.completions]
+    response_width = max(len(c.token_ids) for _, c in rows)
+    max_response_len = max_response_len or max(response_width, 1)
+    if response_width > max_response_len:
+        raise ValueError(
+            f"a response has {response_width} tokens, more than max_response_len={max_response_len}"
+        )
+    width = max(len(p) + len(c.token_ids) for p, c in rows)
+    n = len(rows)
+    input_ids = torch.full((n, width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((n, width), dtype=torch.long)
+    response_mask = torch.zeros((n, response_width))
+    rollout_logprobs = torch.zeros((n, response_width))
+    for i, (prompt_ids, completion) in enumerate(rows):
+        tokens = list(prompt_ids) + list(completion.token_ids)
+        input_ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        attention_mask[i, : len(tokens)] = 1
+        response_mask[i, : len(completion.token_ids)] = 1.0
+        rollout_logprobs[i, : len(completion.logprobs)] = torch.tensor(completion.logprobs)
+    rewards = torch.tensor([r for g in groups for r in g.rewards], dtype=torch.float32)
+    group_ids = torch.tensor([gi for gi, g in enumerate(groups) for _ in g.completions], dtype=torch.long)
+    advantages, group_var_norm = compute_advantages(
+        algorithm_cfg.adv_estimator,
+        rewards,
+        group_ids,
+        reward_range=tuple(algorithm_cfg.reward_range),
+        unbiased_std=algorithm_cfg.unbiased_std,
+    )
+    loss_norm = _loss_norm(response_mask, algorithm_cfg.loss_agg_mode, max_response_len)
+    return TrainBatch(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        prompt_lens=torch.tensor([len(p) for p, _ in rows], dtype=torch.long),
+        response_mask=response_mask,
+        rollout_logprobs=rollout_logprobs,
+        advantages=advantages,
+        group_var_norm=group_var_norm,
+        policy_version=torch.tensor([c.policy_version for _, c in rows], dtype=torch.long),
+        adv_rms=advantage_rms(advantages),
+        loss_agg_mode=algorithm_cfg.loss_agg_mode,
+        max_response_len=max_response_len,
+        mini_batches=(MiniBatchInfo(rows=n, max_rows=n, loss_norm=loss_norm),),
+    )
+
+
+def _loss_norm(response_mask: Tensor, mode: str, max_response_len: int) -> float:
+    """At least 1, like aggregate_loss's own normaliser, so a batch without response tokens gives loss 0."""
+    return max(aggregation_norm(response_mask, mode, max_response_len), 1.0)
+
+
+def shard_batch(batch: TrainBatch, num_ranks: int, num_mini_batches: int = 1) -> list[TrainBatch]:
+    """Cut the step batch into PPO mini-batches, each mini-batch into one contiguous part per rank.
+
+    Rank r's shard holds its part of every mini-batch, so a mini-batch is the same rows whatever num_ranks.
+    """
+    if len(batch.mini_batches) != 1:
+        raise ValueError("shard_batch takes a whole step batch (from build_train_batch), not a shard of one")
+    if num_ranks < 1 or num_mini_batches < 1:
+        raise ValueError(f"num_ranks ({num_ranks}) and num_mini_batches ({num_mini_batches}) must be >= 1")
+    if batch.num_rows < num_ranks * num_mini_batches:
+        raise ValueError(
+            f"a batch of {batch.num_rows} rows cannot give each of {num_ranks} ranks a row of each of "
+            f"{num_mini_batches} mini-batches"
+        )
+    rank_rows: list[list[Tensor]] = [[] for _ in range(num_ranks)]
+    rank_infos: list[list[MiniBatchInfo]] = [[] for _ in range(num_ranks)]
+    for mini in split_rows(batch.num_rows, num_mini_batches):
+        norm = _loss_norm(batch.response_mask[mini], batch.loss_agg_mode, batch.max_response_len)
+        parts = split_rows(mini.stop - mini.start, num_ranks)
+        max_rows = max(part.stop - part.start for part in parts)
+        for rank, part in enumerate(parts):
+            rank_rows[rank].append(torch.arange(mini.start + part.start, mini.start + part.stop))
+            rank_infos[rank].append(MiniBatchInfo(part.stop - part.start, max_rows, norm))
+    return [
+        batch.rows(torch.cat(rows), tuple(infos)) for rows, infos in zip(rank_rows, rank_infos, strict=True)
+    ]
+
+
+def split_mini_batches(shard: TrainBatch) -> list[tuple[TrainBatch, MiniBatchInfo]]:
+    """This shard's part of each PPO mini-batch, with the mini-batch's step-wide facts."""
+    if sum(info.rows for info in shard.mini_batches) != shard.num_rows:
+        raise ValueError("the shard's mini_batches do not add up to its rows; build shards with shard_batch")
+    parts, start = [], 0
+    for info in shard.mini_batches:
+        parts.append((shard.rows(slice(start, start + info.rows)), info))
+        start += info.rows
+    return parts
+
+
+def micro_batches(batch: TrainBatch, micro_batch_size: int, max_rows: int | None = None) -> list[MicroBatch]:
+    """ceil(max_rows / micro_batch_size) balanced micro-batches, trimmed of unused padding.
+
+    max_rows is the largest rank's row count: every rank then runs the same number of forward/backward
+    passes (ZeRO-3 gathers parameters collectively); a rank short of rows repeats its first row with
+    loss weight 0.
+    """
+    if micro_batch_size < 1:
+        raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
+    if batch.num_rows == 0:
+        raise ValueError("cannot cut an empty batch into micro-batches")
+    count = math.ceil((max_rows or batch.num_rows) / micro_batch_size)
+    micros = []
+    for part in split_rows(batch.num_rows, count):
+        if part.stop > part.start:
+            micros.append(MicroBatch(batch.rows(part).trimmed(), 1.0))
+        else:
+            micros.append(MicroBatch(batch.rows(slice(0, 1)).trimmed(), 0.0))
+    return micros

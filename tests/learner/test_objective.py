@@ -1,0 +1,93 @@
+import math
+
+import pytest
+import torch
+
+from etr_dist.config.schema import AlgorithmConfig
+from etr_dist.learner.batch import build_train_batch, micro_batches, shard_batch, split_mini_batches
+from etr_dist.learner.objective import (
+    micro_batch_objective,
+    response_logits_and_labels,
+    truncated_is_weights,
+)
+from tests.learner.helpers import random_groups
+
+
+def test_response_logits_are_the_positions_before_each_response_token():
+    input_ids = torch.tensor([[5, 6, 7, 8, 9, 0], [20, 21, 22, 23, 24, 25]])
+    prompt_lens = torch.tensor([3, 1])
+    seq_len, vocab = 6, 4
+    logits = torch.arange(seq_len, dtype=torch.float32)[None, :, None].expand(2, seq_len, vocab).clone()
+    picked, labels = response_logits_and_labels(logits, input_ids, prompt_lens, response_width=3)
+    # row 0: response tokens at 3, 4 (and padding) -> logits at 2, 3, then kept inside the row
+    assert picked[0, :, 0].tolist() == [2, 3, 4]
+    assert picked[1, :, 0].tolist() == [0, 1, 2]
+    assert labels.tolist() == [[8, 9, 0], [21, 22, 23]]
+
+
+def test_truncated_is_weights_by_hand():
+    old = torch.tensor([[-1.0, -0.5, -0.5, -3.0]])
+    rollout = torch.tensor([[-1.5, -0.5, -1.5, -0.1]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    weights = truncated_is_weights(old, rollout, mask, cap=2.0)
+    assert weights[0].tolist() == pytest.approx([math.exp(0.5), 1.0, 2.0, 0.0])  # e^1 capped at 2
+
+
+def objective_inputs(micro):
+    """Deterministic per-token stand-ins for the model's outputs, so every sharding sees the same values."""
+    old = micro.rollout_logprobs
+    return {
+        "log_prob": old * 0.7,
+        "old_log_prob": old,
+        "token_weights": truncated_is_weights(old * 0.9, old, micro.response_mask, 2.0),
+        "ref_log_prob": old * 1.1,
+        "entropy": -old,
+    }
+
+
+def summed_shares(batch, cfg, num_ranks, num_mini_batches, micro_batch_size):
+    """Each mini-batch's loss as the sum of every rank's micro-batch shares."""
+    totals = [0.0] * num_mini_batches
+    for shard in shard_batch(batch, num_ranks, num_mini_batches):
+        for m, (mini, info) in enumerate(split_mini_batches(shard)):
+            for micro, weight in micro_batches(mini, micro_batch_size, info.max_rows):
+                loss, _ = micro_batch_objective(cfg, micro, info.loss_norm, **objective_inputs(micro))
+                totals[m] += weight * loss.item()
+    return totals
+
+
+@pytest.mark.parametrize(
+    "mode", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+)
+@pytest.mark.parametrize("loss_name", ["etr", "gspo"])
+def test_loss_does_not_depend_on_ranks_or_micro_batches(mode, loss_name):
+    cfg = AlgorithmConfig(name=loss_name, loss_agg_mode=mode, kl_coef=0.1, entropy_coef=0.01)
+    batch = build_train_batch(random_groups(4, 5, 100, seed=1), 0, cfg, max_response_len=12)  # 20 rows
+    whole, _ = micro_batch_objective(cfg, batch, batch.mini_batches[0].loss_norm, **objective_inputs(batch))
+    for num_ranks, micro_batch_size in [(1, 4), (2, 2), (4, 1), (4, 3)]:
+        assert summed_shares(batch, cfg, num_ranks, 1, micro_batch_size) == pytest.approx(
+            [whole.item()], rel=1e-5
+        )
+    reference = summed_shares(batch, cfg, 1, 2, 20)
+    for num_ranks, micro_batch_size in [(2, 1), (3, 2), (4, 5)]:
+        assert summed_shares(batch, cfg, num_ranks, 2, micro_batch_size) == pytest.approx(reference, rel=1e-5)
+
+
+def test_objective_adds_kl_and_entropy_terms_with_the_global_normaliser():
+    cfg = AlgorithmConfig(name="grpo", loss_agg_mode="token-mean", kl_coef=0.5, entropy_coef=0.25)
+    batch = build_train_batch(random_groups(2, 3, 50, seed=2), 0, cfg)
+    inputs = objective_inputs(batch)
+    pg_only, metrics = micro_batch_objective(cfg, batch, 100.0, inputs["log_prob"], inputs["old_log_prob"])
+    full, full_metrics = micro_batch_objective(cfg, batch, 100.0, **inputs)
+    mask = batch.response_mask
+    lp, ref = inputs["log_prob"], inputs["ref_log_prob"]
+    k3 = ((ref - lp).exp() - (ref - lp) - 1) * mask
+    entropy = inputs["entropy"] * mask
+    weighted_pg, _ = micro_batch_objective(
+        cfg, batch, 100.0, lp, inputs["old_log_prob"], token_weights=inputs["token_weights"]
+    )
+    expected = weighted_pg.item() + 0.5 * k3.sum().item() / 100 - 0.25 * entropy.sum().item() / 100
+    assert full.item() == pytest.approx(expected, rel=1e-5)
+    assert full_metrics["actor/kl_loss"] == pytest.approx(k3.sum().item() / 100, rel=1e-5)
+    assert full_metrics["actor/entropy"] == pytest.approx(entropy.sum().item() / mask.sum().item(), rel=1e-5)
+    assert "actor/kl_loss" not in metrics and "actor/is_weight_mean" in full_metrics
