@@ -99,6 +99,8 @@ class LearnerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0
     micro_batch_size: int = 8
+    ppo_mini_batches: int = 1  # optimizer steps per train step, each on 1/ppo_mini_batches of the batch
+    ppo_epochs: int = 1  # passes over the batch per train step
     logprob_chunk_size: int = 1024
     use_reference: bool = False
     gradient_checkpointing: bool = False
