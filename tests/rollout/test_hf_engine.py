@@ -1,0 +1,160 @@
+"""The hf engine on the tiny Qwen2: shapes, seeding, finish reasons, processed logprobs, weight loads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from etr_dist.config.schema import RolloutConfig
+from etr_dist.data.records import Prompt
+from etr_dist.rollout import ENGINES, SamplingSpec
+from etr_dist.rollout.hf_engine import HFEngine
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_path: str, rollout_config: RolloutConfig) -> HFEngine:
+    return ENGINES.get("hf")(tiny_model_path, rollout_config, "float32")
+
+
+@pytest.fixture
+def restore_weights(engine: HFEngine):
+    """Tests that load other weights hand the module's engine back as they found it."""
+    original = engine.get_weights()
+    yield
+    engine.load_weights(original.items())
+
+
+def test_sampling_spec_from_config(rollout_config: RolloutConfig) -> None:
+    spec = SamplingSpec.from_config(rollout_config)
+    assert spec == SamplingSpec(n=4, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("n", 0), ("temperature", 0.0), ("top_p", 0.0), ("top_p", 1.5), ("max_new_tokens", 0)],
+)
+def test_sampling_spec_rejects_bad_values(field: str, value: float) -> None:
+    spec = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4)
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(spec, **{field: value})
+
+
+def test_generate_returns_n_completions_per_prompt(engine: HFEngine, tiny_prompts: list[Prompt]) -> None:
+    sampling = SamplingSpec(n=3, temperature=1.0, top_p=1.0, max_new_tokens=7, seed=1)
+    completions = engine.generate(tiny_prompts, sampling, policy_version=5)
+    assert [(c.prompt_id, c.sample_idx) for c in completions] == [
+        (p.id, k) for p in tiny_prompts for k in range(3)
+    ]
+    for c in completions:
+        assert 1 <= len(c.token_ids) <= 7
+        assert len(c.logprobs) == len(c.token_ids)
+        assert all(lp <= 0.0 and lp > float("-inf") for lp in c.logprobs)
+        assert c.policy_version == 5
+        assert c.finish_reason in ("stop", "length")
+        assert c.text == engine.tokenizer.decode(c.token_ids, skip_special_tokens=True)
+
+
+def test_same_seed_same_samples_other_seed_other_samples(
+    engine: HFEngine, tiny_prompts: list[Prompt]
+) -> None:
+    sampling = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=7)
+    first = engine.generate(tiny_prompts, sampling, 0)
+    again = engine.generate(tiny_prompts, sampling, 0)
+    other = engine.generate(tiny_prompts, dataclasses.replace(sampling, seed=8), 0)
+    assert [c.token_ids for c in first] == [c.token_ids for c in again]
+    assert [c.logprobs for c in first] == [c.logprobs for c in again]
+    assert [c.token_ids for c in first] != [c.token_ids for c in other]
+
+
+def test_prompt_without_ids_is_tokenised_with_the_chat_template(
+    engine: HFEngine, tiny_prompts: list[Prompt]
+) -> None:
+    sampling = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=5, seed=3)
+    from_text = [dataclasses.replace(p, prompt_token_ids=None, messages=None) for p in tiny_prompts]
+    assert [c.token_ids for c in engine.generate(from_text, sampling, 0)] == [
+        c.token_ids for c in engine.generate(tiny_prompts, sampling, 0)
+    ]
+
+
+def test_empty_prompt_is_rejected_by_name(engine: HFEngine, tiny_prompts: list[Prompt]) -> None:
+    empty = dataclasses.replace(tiny_prompts[0], id="empty", prompt_token_ids=())
+    with pytest.raises(ValueError, match="'empty'"):
+        engine.generate([empty], SamplingSpec(n=1, temperature=1.0, top_p=1.0, max_new_tokens=2), 0)
+
+
+@pytest.mark.parametrize(("temperature", "top_p", "atol"), [(0.7, 1.0, 1e-4), (1.3, 0.8, 1e-2)])
+def test_logprobs_match_teacher_forced_processed_distribution(
+    engine: HFEngine,
+    tiny_prompts: list[Prompt],
+    teacher_forced,
+    temperature: float,
+    top_p: float,
+    atol: float,
+) -> None:
+    """Batched, left-padded sampling agrees with one unpadded forward pass at the same temperature and top_p.
+
+    top_p gets a looser tolerance: the near-uniform tiny model puts many near-equal probabilities at the
+    nucleus boundary, and a 1e-7 difference can move one token across it (a ~1e-3 change in log Z).
+    """
+    sampling = SamplingSpec(n=2, temperature=temperature, top_p=top_p, max_new_tokens=8, seed=11)
+    prompt_ids = {p.id: list(p.prompt_token_ids) for p in tiny_prompts}
+    for c in engine.generate(tiny_prompts, sampling, 0):
+        expected = teacher_forced(prompt_ids[c.prompt_id], c.token_ids, temperature, top_p)
+        raw = teacher_forced(prompt_ids[c.prompt_id], c.token_ids, 1.0)
+        torch.testing.assert_close(torch.tensor(c.logprobs), expected, atol=atol, rtol=0)
+        assert (torch.tensor(c.logprobs) - raw).abs().max() > 10 * atol  # processed, not raw, logprobs
+
+
+def test_finish_reasons_and_logprobs_on_an_eos_heavy_model(
+    engine: HFEngine, tiny_prompts: list[Prompt], eos_heavy, restore_weights
+) -> None:
+    engine.load_weights(eos_heavy.weights.items())
+    sampling = SamplingSpec(n=8, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=0)
+    completions = engine.generate(tiny_prompts, sampling, 0)
+    reasons = {c.finish_reason for c in completions}
+    assert reasons == {"stop", "length"}
+    for c in completions:
+        if c.finish_reason == "stop":
+            assert c.token_ids[-1] == eos_heavy.eos_id and eos_heavy.eos_id not in c.token_ids[:-1]
+        else:
+            assert len(c.token_ids) == 6 and eos_heavy.eos_id not in c.token_ids
+        assert "<|im_end|>" not in c.text
+        expected = [eos_heavy.logprob(token, 1.0) for token in c.token_ids]
+        torch.testing.assert_close(torch.tensor(c.logprobs), torch.tensor(expected), atol=1e-4, rtol=0)
+
+
+def test_load_then_get_weights_round_trip(engine: HFEngine, restore_weights) -> None:
+    original = engine.get_weights()
+    generator = torch.Generator().manual_seed(0)
+    perturbed = {name: w + 0.01 * torch.randn(w.shape, generator=generator) for name, w in original.items()}
+    engine.load_weights(perturbed.items())
+    loaded = engine.get_weights()
+    assert loaded.keys() == perturbed.keys()
+    assert all(torch.equal(loaded[name], perturbed[name]) for name in perturbed)
+
+
+def test_partial_load_changes_only_the_named_parameters(engine: HFEngine, restore_weights) -> None:
+    original = engine.get_weights()
+    name = "model.layers.1.self_attn.k_proj.weight"
+    engine.load_weights([(name, torch.zeros_like(original[name]))])
+    loaded = engine.get_weights()
+    assert torch.equal(loaded[name], torch.zeros_like(original[name]))
+    assert all(torch.equal(loaded[n], original[n]) for n in original if n != name)
+
+
+@pytest.mark.parametrize(
+    ("bad", "error", "match"),
+    [
+        (("model.layers.9.mlp.up_proj.weight", torch.zeros(128, 64)), KeyError, "layers.9"),
+        (("model.norm.weight", torch.zeros(3)), ValueError, r"model.norm.weight.*\(3,\)"),
+    ],
+)
+def test_bad_weights_raise_and_change_nothing(engine: HFEngine, bad, error, match: str) -> None:
+    original = engine.get_weights()
+    good = ("model.layers.0.input_layernorm.weight", torch.zeros(64))
+    with pytest.raises(error, match=match):
+        engine.load_weights([good, bad])
+    loaded = engine.get_weights()
+    assert all(torch.equal(loaded[n], original[n]) for n in original)
