@@ -18,8 +18,11 @@ from etr_dist.config.schema import EtrConfig
 
 def advantage_rms(advantages: Tensor) -> float:
     """rms(A) over the non-zero advantages (the scale of u_i); 1.0 when all are zero (the loss is 0 then)."""
-    nonzero = advantages[advantages != 0]
-    return float(nonzero.double().pow(2).mean().sqrt()) if nonzero.numel() else 1.0
+    nonzero = advantages[advantages != 0].double()
+    if nonzero.numel() == 0:
+        return 1.0
+    scale = nonzero.abs().max()  # divide first so A^2 neither underflows nor overflows
+    return float(scale * (nonzero / scale).pow(2).mean().sqrt())
 
 
 @dataclass(frozen=True)

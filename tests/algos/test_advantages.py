@@ -17,7 +17,9 @@ SIGMA_0 = math.sqrt(3) / 4
 
 def test_grpo_by_hand():
     adv, var_norm = compute_advantages("grpo", REWARDS, GROUPS)
-    expected = [0.75 / (SIGMA_0 + 1e-6)] + [-0.25 / (SIGMA_0 + 1e-6)] * 3 + [0.0] * 4 + [0.5 / (0.5 + 1e-6)] * 1
+    expected = (
+        [0.75 / (SIGMA_0 + 1e-6)] + [-0.25 / (SIGMA_0 + 1e-6)] * 3 + [0.0] * 4 + [0.5 / (0.5 + 1e-6)] * 1
+    )
     expected += [-0.5 / (0.5 + 1e-6)]
     assert adv.tolist() == pytest.approx(expected, rel=1e-6)
     # v_q = 4 p (1 - p): group 0 -> 4 * 0.25 * 0.75 = 0.75, group 1 -> 0, group 2 -> 4 * 0.5 * 0.5 = 1

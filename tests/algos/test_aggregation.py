@@ -27,10 +27,14 @@ def test_modes_by_hand(mode, norm, expected):
 def test_max_response_len_and_global_norm():
     # Dr.GRPO divides by the configured max length (here 10), not the padded T = 3
     assert aggregation_norm(MASK, "seq-mean-token-sum-norm", max_response_len=10) == 2 * 10
-    assert aggregate_loss(VALUES, MASK, "seq-mean-token-sum-norm", max_response_len=10).item() == pytest.approx(0.75)
+    assert aggregate_loss(
+        VALUES, MASK, "seq-mean-token-sum-norm", max_response_len=10
+    ).item() == pytest.approx(0.75)
     # a global normaliser replaces the batch's own for every mode
     assert aggregate_loss(VALUES, MASK, "token-mean", global_norm=30.0).item() == pytest.approx(15 / 30)
-    assert aggregate_loss(VALUES, MASK, "seq-mean-token-mean", global_norm=4.0).item() == pytest.approx(6.5 / 4)
+    assert aggregate_loss(VALUES, MASK, "seq-mean-token-mean", global_norm=4.0).item() == pytest.approx(
+        6.5 / 4
+    )
 
 
 def test_empty_batch_is_zero_not_nan():
@@ -42,7 +46,7 @@ def test_unknown_mode_names_the_known_ones():
         aggregation_norm(MASK, "mean")
 
 
-# --- sharding invariance: 1 rank x 4 micro-batches == 2 x 2 == 4 x 1 -----------------------------------------
+# --- sharding invariance: 1 rank x 4 micro-batches == 2 x 2 == 4 x 1 ---
 LENGTHS = torch.tensor([5, 2, 7, 3, 1, 6, 4, 2])
 MAX_NEW_TOKENS = 8  # the configured limit, longer than any response here
 

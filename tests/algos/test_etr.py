@@ -1,4 +1,4 @@
-"""ETR: elastic bounds and loss against hand-computed values, its ablations, and its reductions to the baselines."""
+"""ETR: elastic bounds and loss by hand, its ablations, and its reductions to clip-higher and GRPO."""
 
 import pytest
 import torch
@@ -40,7 +40,8 @@ def test_elastic_bounds_by_hand():
 
 def test_etr_loss_and_metrics_by_hand():
     # resp 0 (A = 2, upper bound 1.42): 1.3 -> -2 * 1.3 = -2.6 | 1.5 -> -2 * 1.42 = -2.84 (upper binds)
-    # resp 1 (A = -0.5, lower bound 1 - 0.075 = 0.925): 0.9 -> max(0.45, 0.4625) = 0.4625 (lower binds) | 0.95 -> 0.475
+    # resp 1 (A = -0.5, lower bound 1 - 0.075 = 0.925):
+    #   0.9 -> max(0.45, 0.4625) = 0.4625 (lower binds) | 0.95 -> 0.475
     loss, metrics, _ = etr_loss()
     assert loss.item() == pytest.approx((-2.6 - 2.84 + 0.4625 + 0.475) / 4)
     assert set(metrics) >= ETR_METRICS
@@ -55,7 +56,8 @@ def test_etr_loss_and_metrics_by_hand():
 
 
 def test_bounds_clamp_to_eps_limits_by_hand():
-    # resp 0: u = 5 -> phi = 1 + 0.5 * 4 = 3 -> 2 (phi_max); psi = 1 -> eps_high = 0.56 -> 0.5 (eps_max), eps_low = 0.4
+    # resp 0: u = 5 -> phi = 1 + 0.5 * 4 = 3 -> 2 (phi_max); psi = 1
+    #         -> eps_high = 0.28 * 2 = 0.56 -> 0.5 (eps_max), eps_low = 0.2 * 2 = 0.4
     # resp 1: u = 0.1 -> phi = 0.55; v = 0.01 -> psi = 0.1 -> eps = 0.2 * 0.055 = 0.011 -> 0.05 (eps_min)
     bounds = elastic_bounds(torch.tensor([5.0, 0.1]), torch.tensor([1.0, 0.01]), 1.0, EtrConfig())
     assert bounds.phi.tolist() == pytest.approx([2.0, 0.55])
@@ -64,7 +66,7 @@ def test_bounds_clamp_to_eps_limits_by_hand():
 
 
 def test_macro_mode_weight_by_hand():
-    # bounds from phi only: eps_high = [0.42, 0.21], eps_low = [0.3, 0.15]; the loss of resp 1 is scaled by psi = 0.5
+    # bounds from phi only: eps_high = [0.42, 0.21], eps_low = [0.3, 0.15]; resp 1's loss times psi = 0.5
     # resp 0 as before: -2.6, -2.84.  resp 1 (lower bound 0.85): 0.9 -> 0.45, 0.95 -> 0.475, times 0.5
     loss, metrics, _ = etr_loss({"macro_mode": "weight"})
     assert loss.item() == pytest.approx((-2.6 - 2.84 + 0.5 * (0.45 + 0.475)) / 4)
@@ -76,7 +78,12 @@ def test_side_upper_keeps_eps_low_static():
     # eps_low = 0.2 for every response: resp 1 lower bound 0.8, so 0.9 -> 0.45 is no longer clipped
     loss, metrics, _ = etr_loss({"side": "upper"})
     assert loss.item() == pytest.approx((-2.6 - 2.84 + 0.45 + 0.475) / 4)
-    assert metrics["etr/eps_low_mean"] == metrics["etr/eps_low_p10"] == metrics["etr/eps_low_p90"] == pytest.approx(0.2)
+    assert (
+        metrics["etr/eps_low_mean"]
+        == metrics["etr/eps_low_p10"]
+        == metrics["etr/eps_low_p90"]
+        == pytest.approx(0.2)
+    )
     assert metrics["etr/eps_high_mean"] == pytest.approx((0.42 + 0.105) / 2)
 
 
@@ -93,10 +100,16 @@ def test_adv_rms_is_over_nonzero_advantages():
     # sqrt((2^2 + 1^2 + 1^2) / 3) = sqrt(2); the zeros of an all-equal group do not count
     assert advantage_rms(torch.tensor([2.0, 0.0, -1.0, 0.0, 1.0])) == pytest.approx(2**0.5)
     assert advantage_rms(torch.zeros(4)) == 1.0
+    # no underflow of A^2 for tiny advantages (else u = A / 0 and the bounds turn NaN)
+    assert advantage_rms(torch.tensor([3e-200, -4e-200], dtype=torch.float64)) == pytest.approx(
+        12.5**0.5 * 1e-200
+    )
     # without adv_rms the loss uses its own batch's: A = [2, -0.5] -> rms = sqrt(2.125)
     log_prob = RATIOS.log()
     own = compute_policy_loss("etr", log_prob, torch.zeros(2, 2), ADV, MASK, VAR_NORM, {})[0]
-    given = compute_policy_loss("etr", log_prob, torch.zeros(2, 2), ADV, MASK, VAR_NORM, {}, adv_rms=2.125**0.5)[0]
+    given = compute_policy_loss(
+        "etr", log_prob, torch.zeros(2, 2), ADV, MASK, VAR_NORM, {}, adv_rms=2.125**0.5
+    )[0]
     assert own.item() == given.item()
 
 
@@ -110,7 +123,9 @@ def random_batch(seed, n=6, t=5, dtype=torch.float32):
     return log_prob, old, adv, mask, var_norm
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
+@pytest.mark.parametrize(
+    "agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
+)
 def test_zero_lambdas_equal_clip_higher_and_grpo_exactly(agg):
     log_prob, old, adv, mask, var_norm = random_batch(0)
     zero = {"lambda_micro": 0.0, "lambda_macro": 0.0}
@@ -145,8 +160,9 @@ def test_zero_advantage_groups_give_zero_gradient(loss_mode):
 
 @pytest.mark.parametrize("etr", [{}, {"macro_mode": "weight"}, {"side": "upper"}])
 def test_etr_gradcheck_float64(etr):
-    log_prob, old, adv, mask, var_norm = random_batch(12, dtype=torch.float64)  # both bounds bind on some tokens
-    # keep every response token at least 1e-3 away from the kinks of min/clamp so finite differences see one branch
+    # seed 12: both bounds bind on some tokens
+    log_prob, old, adv, mask, var_norm = random_batch(12, dtype=torch.float64)
+    # every response token is >= 1e-3 away from the kinks of min/clamp, so finite differences see one branch
     bounds = elastic_bounds(adv, var_norm, advantage_rms(adv), EtrConfig(**etr))
     ratio = (log_prob - old).exp()
     for edge in (1 - bounds.eps_low[:, None], 1 + bounds.eps_high[:, None], torch.full_like(ratio, 3.0)):

@@ -14,11 +14,14 @@ def logits_and_labels(dtype=torch.float32):
 
 
 def test_logprob_by_hand():
-    # logits [0, ln 3] -> softmax [1/4, 3/4]; with temperature 2: [0, ln 3 / 2] -> [1 / (1 + sqrt 3), sqrt 3 / (1 + sqrt 3)]
+    # logits [0, ln 3] -> softmax [1/4, 3/4]
+    # temperature 2: [0, ln 3 / 2] -> softmax [1 / (1 + sqrt 3), sqrt 3 / (1 + sqrt 3)]
     logits = torch.tensor([[[0.0, torch.log(torch.tensor(3.0))]]])
     labels = torch.tensor([[1]])
     assert logprobs_from_logits(logits, labels).item() == pytest.approx(torch.log(torch.tensor(0.75)).item())
-    assert logprobs_from_logits(logits, labels, temperature=2.0).exp().item() == pytest.approx(3**0.5 / (1 + 3**0.5))
+    assert logprobs_from_logits(logits, labels, temperature=2.0).exp().item() == pytest.approx(
+        3**0.5 / (1 + 3**0.5)
+    )
     # entropy of [1/4, 3/4] = -(0.25 ln 0.25 + 0.75 ln 0.75)
     expected = -(0.25 * torch.log(torch.tensor(0.25)) + 0.75 * torch.log(torch.tensor(0.75))).item()
     assert entropy_from_logits(logits).item() == pytest.approx(expected)

@@ -1,4 +1,4 @@
-"""GRPO, clip-higher and GSPO losses, dual clip, token weights and config handling, against hand-computed values."""
+"""GRPO, clip-higher and GSPO losses, dual clip, token weights and config handling, against hand values."""
 
 import math
 
@@ -10,9 +10,16 @@ from etr_dist.algos import compute_policy_loss
 from etr_dist.config import compose_config
 from etr_dist.config.schema import AlgorithmConfig
 
-PG_METRICS = {"actor/pg_loss", "actor/pg_clipfrac", "actor/pg_clipfrac_upper", "actor/pg_clipfrac_lower", "actor/ppo_kl"}
+PG_METRICS = {
+    "actor/pg_loss",
+    "actor/pg_clipfrac",
+    "actor/pg_clipfrac_upper",
+    "actor/pg_clipfrac_lower",
+    "actor/ppo_kl",
+}
 
-# Response 0: A = +1, ratios [0.9, 1.1, 1.5], 3 tokens.  Response 1: A = -1, ratios [0.5, 1.1], 2 tokens + padding.
+# Response 0: A = +1, ratios [0.9, 1.1, 1.5], 3 tokens.
+# Response 1: A = -1, ratios [0.5, 1.1], 2 tokens + padding.
 RATIOS = torch.tensor([[0.9, 1.1, 1.5], [0.5, 1.1, 1.0]])
 MASK = torch.tensor([[1, 1, 1], [1, 1, 0]], dtype=torch.bool)
 ADV = torch.tensor([1.0, -1.0])
@@ -21,7 +28,9 @@ NO_DUAL = {"clip_ratio_c": None}
 
 def loss_of(mode, config, ratios=RATIOS, adv=ADV, mask=MASK, **kwargs):
     log_prob = ratios.log().requires_grad_()
-    loss, metrics = compute_policy_loss(mode, log_prob, torch.zeros_like(log_prob), adv, mask, None, config, **kwargs)
+    loss, metrics = compute_policy_loss(
+        mode, log_prob, torch.zeros_like(log_prob), adv, mask, None, config, **kwargs
+    )
     return loss, metrics, log_prob
 
 
@@ -92,8 +101,9 @@ def test_dual_clip_by_hand():
 
 
 def test_gspo_one_clip_per_response_by_hand():
-    # resp 0: A = +1, log r = [2e-4, 0]             -> s = exp(1e-4) = 1.000100005 < 1 + 4e-4: L = -s
-    # resp 1: A = -1, log r = [-0.002, pad 5.0]     -> s = exp(-0.002) = 0.998002 < 1 - 3e-4: L = max(s, 0.9997) = 0.9997
+    # resp 0: A = +1, log r = [2e-4, 0]         -> s = exp(1e-4) = 1.000100005 < 1 + 4e-4: L = -s
+    # resp 1: A = -1, log r = [-0.002, pad 5.0] -> s = exp(-0.002) = 0.998002 < 1 - 3e-4:
+    #         L = max(s, 0.9997) = 0.9997
     log_prob = torch.tensor([[2e-4, 0.0], [-0.002, 5.0]], dtype=torch.float64, requires_grad=True)
     mask = torch.tensor([[1, 1], [1, 0]])
     adv = torch.tensor([1.0, -1.0], dtype=torch.float64)
@@ -124,7 +134,9 @@ def test_global_norm_replaces_the_batch_normaliser():
 
 def test_config_forms_agree():
     as_dict = {"clip_ratio_low": 0.2, "clip_ratio_high": 0.28, "loss_agg_mode": "seq-mean-token-mean"}
-    composed = compose_config(["algorithm=clip_higher", "algorithm.loss_agg_mode=seq-mean-token-mean"]).algorithm
+    composed = compose_config(
+        ["algorithm=clip_higher", "algorithm.loss_agg_mode=seq-mean-token-mean"]
+    ).algorithm
     forms = [as_dict, OmegaConf.create(as_dict), AlgorithmConfig(**as_dict), composed]
     losses = [loss_of("clip_higher", form)[0].item() for form in forms]
     assert losses == [losses[0]] * 4
