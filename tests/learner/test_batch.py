@@ -11,7 +11,8 @@ from etr_dist.learner.batch import (
     split_mini_batches,
     split_rows,
 )
-from tests.learner.helpers import make_group, random_groups
+
+from .helpers import make_group, random_groups
 
 PAD = 0
 

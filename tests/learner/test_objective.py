@@ -10,7 +10,8 @@ from etr_dist.learner.objective import (
     response_logits_and_labels,
     truncated_is_weights,
 )
-from tests.learner.helpers import random_groups
+
+from .helpers import random_groups
 
 
 def test_response_logits_are_the_positions_before_each_response_token():

@@ -1,0 +1,215 @@
+"""One data-parallel rank of the learner: a DeepSpeed ZeRO-3 engine of the policy, the RL step, weight export.
+
+A plain class (Ray wraps it in group.py). The torch.distributed variables (RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR, MASTER_PORT) must be set before it is built; every method that touches parameters is
+collective, so all ranks call it together.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import deepspeed
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers.integrations import HfDeepSpeedConfig
+
+from etr_dist.algos import entropy_from_logits, logprobs_from_logits
+from etr_dist.learner.batch import MicroBatch, TrainBatch, micro_batches, split_mini_batches
+from etr_dist.learner.metrics import StepMetrics
+from etr_dist.learner.objective import micro_batch_objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.sync.buckets import bucketize
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+PRECISION_SECTIONS = {
+    "float32": {},
+    "bfloat16": {"bf16": {"enabled": True}},
+    "float16": {"fp16": {"enabled": True}},
+}
+CHECKPOINT_TAG = "learner"
+
+
+def resolve_backend(name: str) -> str:
+    """learner.backend: auto = nccl where CUDA is available, else gloo."""
+    if name == "auto":
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    return name
+
+
+def init_distributed(backend: str) -> None:
+    """DeepSpeed's process group from the env variables; on gloo skip the ~45 s JIT build of its shm op."""
+    if backend == "gloo":
+        importlib.import_module("deepspeed.comm.torch")
+        sys.modules["deepspeed.comm.torch"].build_shm_op = lambda: None  # the module's name shadows torch
+    deepspeed.init_distributed(dist_backend=backend)
+
+
+def deepspeed_config(learner_cfg: Any, model_dtype: str, world_size: int) -> dict[str, Any]:
+    """ZeRO-3, plain torch AdamW; the caller owns accumulation (step() after any number of backwards)."""
+    return {
+        "train_micro_batch_size_per_gpu": 1,
+        "gradient_accumulation_steps": 1,
+        "train_batch_size": world_size,
+        "managed_gradient_accumulation": False,
+        "gradient_clipping": learner_cfg.grad_clip,
+        "zero_optimization": {"stage": learner_cfg.zero_stage, "stage3_param_persistence_threshold": 0},
+        "zero_allow_untested_optimizer": True,
+        "zero_force_ds_cpu_optimizer": False,
+        "steps_per_print": 2**62,
+        "wall_clock_breakdown": False,
+        **PRECISION_SECTIONS[model_dtype],
+    }
+
+
+class PolicyLearner:
+    def __init__(self, model_path: str, cfg: Any, rank: int, world_size: int) -> None:
+        self.cfg, self.model_path, self.rank, self.world_size = cfg, str(model_path), rank, world_size
+        if cfg.algorithm.kl_coef > 0 and not cfg.learner.use_reference:
+            raise ValueError("algorithm.kl_coef > 0 needs a reference model: set learner.use_reference=true")
+        init_distributed(resolve_backend(cfg.learner.backend))
+        torch.manual_seed(cfg.learner.seed)
+        self._ds_config = deepspeed_config(cfg.learner, cfg.model.dtype, world_size)
+        self.engine = self._build_policy()
+        self.reference = self._build_reference() if cfg.learner.use_reference else None
+
+    def _load_model(self, ds_config: dict[str, Any]) -> torch.nn.Module:
+        # transformers partitions the weights at load while this object is alive (it holds a weakref)
+        self._hf_ds_config = HfDeepSpeedConfig(ds_config)
+        return AutoModelForCausalLM.from_pretrained(
+            self.model_path,
+            dtype=DTYPES[self.cfg.model.dtype],
+            trust_remote_code=self.cfg.model.trust_remote_code,
+        )
+
+    def _build_policy(self) -> deepspeed.DeepSpeedEngine:
+        model = self._load_model(self._ds_config)
+        if self.cfg.learner.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        learner = self.cfg.learner
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=learner.lr, betas=tuple(learner.betas), weight_decay=learner.weight_decay
+        )
+        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=self._ds_config)
+        return engine
+
+    def _build_reference(self) -> deepspeed.DeepSpeedEngine:
+        """The frozen initial policy, partitioned like the policy, without an optimizer."""
+        ds_config = {k: v for k, v in self._ds_config.items() if k != "managed_gradient_accumulation"}
+        model = self._load_model(ds_config).requires_grad_(False)
+        engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        engine.eval()
+        return engine
+
+    @property
+    def device(self) -> torch.device:
+        return self.engine.device
+
+    def _response_logits(self, engine: Any, micro: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = engine(
+            input_ids=micro.input_ids, attention_mask=micro.attention_mask, use_cache=False
+        ).logits
+        return response_logits_and_labels(
+            logits, micro.input_ids, micro.prompt_lens, micro.response_mask.shape[1]
+        )
+
+    def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
+        logits, labels = self._response_logits(engine, micro)
+        return logprobs_from_logits(
+            logits, labels, self.cfg.learner.logprob_chunk_size, self.cfg.rollout.temperature
+        )
+
+    @torch.no_grad()
+    def _fixed_inputs(self, micro: TrainBatch) -> dict[str, torch.Tensor]:
+        """What stays constant over the PPO epochs: old log-probs (current weights), reference, IS weights."""
+        old = self._log_probs(self.engine, micro)
+        fixed = {"old_log_prob": old}
+        if self.reference is not None:
+            fixed["ref_log_prob"] = self._log_probs(self.reference, micro)
+        if self.cfg.trainer.is_correction:
+            cap = self.cfg.trainer.is_truncation
+            fixed["token_weights"] = truncated_is_weights(
+                old, micro.rollout_logprobs, micro.response_mask, cap
+            )
+        return fixed
+
+    def _micro_step(self, micro: MicroBatch, fixed: dict[str, torch.Tensor], loss_norm: float) -> dict:
+        batch = micro.batch
+        logits, labels = self._response_logits(self.engine, batch)
+        chunk, temperature = self.cfg.learner.logprob_chunk_size, self.cfg.rollout.temperature
+        log_prob = logprobs_from_logits(logits, labels, chunk, temperature)
+        with torch.set_grad_enabled(bool(self.cfg.algorithm.entropy_coef)):
+            entropy = entropy_from_logits(logits, chunk, temperature)
+        loss, metrics = micro_batch_objective(
+            self.cfg.algorithm, batch, loss_norm, log_prob, entropy=entropy, **fixed
+        )
+        # DeepSpeed averages gradients over ranks; the shares of all ranks must add up instead
+        self.engine.backward(loss * (micro.loss_weight * self.world_size), scale_wrt_gas=False)
+        return metrics
+
+    def train_step(self, shard: TrainBatch) -> dict[str, float]:
+        """PPO epochs x mini-batches of accumulated micro-batches, one optimizer step per mini-batch."""
+        minis = split_mini_batches(shard.to(self.device))
+        if len(minis) != self.cfg.learner.ppo_mini_batches:
+            raise ValueError(
+                f"the shard holds {len(minis)} mini-batches but learner.ppo_mini_batches is "
+                f"{self.cfg.learner.ppo_mini_batches}; shard with shard_batch(batch, ranks, ppo_mini_batches)"
+            )
+        plan = [
+            (micro_batches(mini, self.cfg.learner.micro_batch_size, info.max_rows), info.loss_norm)
+            for mini, info in minis
+        ]
+        fixed = [[self._fixed_inputs(micro.batch) for micro in micros] for micros, _ in plan]
+        metrics = StepMetrics(self.world_size)
+        for _ in range(self.cfg.learner.ppo_epochs):
+            for (micros, loss_norm), fixed_inputs in zip(plan, fixed, strict=True):
+                for micro, inputs in zip(micros, fixed_inputs, strict=True):
+                    step_metrics = self._micro_step(micro, inputs, loss_norm)
+                    metrics.add_micro_batch(step_metrics, micro.loss_weight, micro.batch.num_response_tokens)
+                self.engine.step()
+                metrics.add_optimizer_step(float(self.engine.get_global_grad_norm()), self.engine.get_lr()[0])
+        return metrics.result()
+
+    def export_weights(self, bucket_mb: float, device: torch.device | str = "cpu") -> Iterator[list]:
+        """Full weights, bucket by bucket, gathered from the ZeRO-3 partitions: [(HF name, tensor)] on rank 0.
+
+        Collective: every rank must consume the iterator in step (the others get empty buckets).
+        """
+        params = dict(self.engine.module.named_parameters())
+        sizes = [(name, getattr(p, "ds_numel", p.numel()) * p.element_size()) for name, p in params.items()]
+        for names in bucketize(sizes, bucket_mb):
+            bucket_params = [params[name] for name in names]
+            with deepspeed.zero.GatheredParameters(bucket_params, modifier_rank=None):
+                bucket = (
+                    [
+                        (name, p.detach().to(device, copy=True))
+                        for name, p in zip(names, bucket_params, strict=True)
+                    ]
+                    if self.rank == 0
+                    else []
+                )
+            yield bucket
+
+    def gathered_state_dict(self) -> dict[str, torch.Tensor]:
+        """Collective; the full weights on rank 0, {} elsewhere."""
+        return {name: t for bucket in self.export_weights(bucket_mb=256) for name, t in bucket}
+
+    def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:
+        """Collective: partitions, optimizer state and client_state (on a filesystem all ranks see)."""
+        self.engine.save_checkpoint(directory, tag=CHECKPOINT_TAG, client_state=client_state)
+
+    def load_checkpoint(self, directory: str) -> dict[str, Any]:
+        """Collective: restore what save_checkpoint wrote; returns its client_state."""
+        path, client_state = self.engine.load_checkpoint(directory, tag=CHECKPOINT_TAG)
+        if path is None:
+            raise FileNotFoundError(f"no learner checkpoint (tag '{CHECKPOINT_TAG}') under {directory}")
+        return client_state
+
+    def save_hf(self, directory: str) -> None:
+        """Collective: the full policy as a Hugging Face folder (weights + tokenizer), written by rank 0."""
+        state_dict = self.gathered_state_dict()
+        if self.rank == 0:
+            self.engine.module.save_pretrained(directory, state_dict=state_dict)
+            AutoTokenizer.from_pretrained(self.model_path).save_pretrained(directory)
