@@ -57,7 +57,7 @@ for _name, _aggregation in _MODES.items():
 
 def aggregation_norm(response_mask: Tensor, mode: str, max_response_len: int | None = None) -> float:
     """The aggregation's denominator over the batch given (the driver passes the whole step batch)."""
-    return AGGREGATIONS.get(mode).norm(response_mask.to(torch.float32), max_response_len)
+    return AGGREGATIONS.get(mode).norm(response_mask.to(torch.float64), max_response_len)
 
 
 def aggregate_loss(

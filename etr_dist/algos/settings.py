@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from etr_dist.config.compose import CHOICES
 from etr_dist.config.schema import AlgorithmConfig, EtrConfig
 
 _ALGORITHM_KEYS = {f.name for f in dataclasses.fields(AlgorithmConfig)}
 _ETR_KEYS = {f.name for f in dataclasses.fields(EtrConfig)}
-_CHOICES = {"macro_mode": ("clip", "weight"), "side": ("both", "upper")}
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ def read_loss_settings(config: Any) -> LossSettings:
     etr_given = _as_dict(algorithm.get("etr"), "algorithm.etr")
     _reject_unknown(etr_given, _ETR_KEYS, "algorithm.etr")
     etr = dataclasses.replace(EtrConfig(), **etr_given)
-    for key, allowed in _CHOICES.items():
+    for key in ("macro_mode", "side"):
+        allowed = CHOICES[f"algorithm.etr.{key}"]
         if getattr(etr, key) not in allowed:
             raise ValueError(f"algorithm.etr.{key} must be one of {allowed}, got {getattr(etr, key)!r}")
     clip_ratio_c = algorithm.get("clip_ratio_c", LossSettings.clip_ratio_c)
