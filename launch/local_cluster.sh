@@ -27,7 +27,8 @@ head_pid() {
     [[ -f "$pid_file" ]] || return 1
     local pid
     pid="$(cat "$pid_file")"
-    kill -0 "$pid" 2>/dev/null || return 1
+    # The pid must still be our `ray start`, not an unrelated process that reused the number.
+    [[ "$(ps -o args= -p "$pid" 2>/dev/null)" == *"ray start --head"*"--temp-dir=$temp_dir"* ]] || return 1
     echo "$pid"
 }
 
