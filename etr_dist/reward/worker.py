@@ -1,0 +1,72 @@
+"""A grading worker process: load the reward function once, then grade one pair per message.
+
+The pool owns the clock: it kills this process when an item runs past its deadline, so nothing here needs a
+timeout, and a kill loses nothing but the item in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from multiprocessing.connection import Connection
+from typing import Any
+
+from etr_dist.reward.custom import resolve_reward_fn
+from etr_dist.reward.grader import grade
+from etr_dist.reward.types import CUSTOM, Grade
+
+READY = "ready"
+FAILED = "failed"
+GRADED = "graded"
+ERROR = "error"
+MAX_ERROR_CHARS = 500
+
+# Symbolic and numeric items: import sympy and latex2sympy2_extended, build the LaTeX parser's tables.
+WARMUP_PAIRS = (
+    ("so \\boxed{(x+1)^2}", "x^2+2x+1"),
+    ("#### 1,234", "1234"),
+    ("\\boxed{\\frac{\\pi}{3}}", "60"),
+)
+
+
+def warm_up() -> None:
+    """Run the built-in grader on a few items; a failure here is not fatal (the worker imports lazily)."""
+    try:
+        for response, reference in WARMUP_PAIRS:
+            grade(response, reference)
+    except Exception:  # noqa: BLE001 - warming is an optimisation only
+        logging.getLogger(__name__).exception("grader warm-up failed")
+
+
+def as_grade(value: Any) -> Grade:
+    """Custom functions may return a Grade or a bare number."""
+    if isinstance(value, Grade):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return Grade(float(value), CUSTOM, None)
+    raise TypeError(f"reward function returned {type(value).__name__}, expected Grade or a number")
+
+
+def worker_main(connection: Connection, reward_fn: str | None, last_number_fallback: bool) -> None:
+    signal.signal(
+        signal.SIGINT, signal.SIG_IGN
+    )  # the pool, not a terminal's Ctrl-C, decides when workers end
+    try:
+        grade_fn = resolve_reward_fn(reward_fn, last_number_fallback)
+        if reward_fn is None:
+            warm_up()  # instant when forked from a warm forkserver
+    except BaseException as err:  # noqa: BLE001 - report any start-up failure to the pool, which raises it
+        connection.send((FAILED, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))
+        return
+    connection.send((READY, None))
+    while True:
+        try:
+            message = connection.recv()
+        except EOFError:
+            return
+        if message is None:
+            return
+        try:
+            connection.send((GRADED, as_grade(grade_fn(*message))))
+        except Exception as err:  # noqa: BLE001 - a failing reward function scores 0; the worker lives on
+            connection.send((ERROR, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))
