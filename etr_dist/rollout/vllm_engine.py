@@ -58,7 +58,7 @@ class VllmEngine:
                 logprobs=0,  # just the sampled token's logprob
                 # vLLM seeds sample k of a request with seed + k: space prompts n apart so no two share noise.
                 seed=None if sampling.seed is None else sampling.seed + i * sampling.n,
-                skip_special_tokens=True,
+                detokenize=False,  # decoded below in one go, as the hf engine does, so texts agree
             )
             for i in range(len(prompts))
         ]
@@ -71,7 +71,7 @@ class VllmEngine:
                 logprobs=[
                     step[token].logprob for step, token in zip(sample.logprobs, sample.token_ids, strict=True)
                 ],
-                text=sample.text,
+                text=self.tokenizer.decode(sample.token_ids, skip_special_tokens=True),
                 finish_reason=sample.finish_reason,
                 policy_version=policy_version,
             )

@@ -49,9 +49,12 @@ class WeightUpdateExtension:
             if missing := layout.keys() - incoming.keys():
                 current = _read_module(model, module_name, values=True)
                 completion.update({name: current[name] for name in missing})
+        aliases = _aliasing_modules(model, set(names_by_module))
         # A bucket leaves most modules untouched on purpose; vLLM would warn about each of them.
         with _quiet(logging.getLogger("vllm.model_executor.model_loader.reload")):
             self.reload_weights(weights_iterator=iter({**incoming, **completion}.items()))
+        for module in aliases:  # e.g. a tied lm_head: its packed kernel copy still holds the old embedding
+            module.quant_method.process_weights_after_loading(module)
 
     def read_hf_weights(self) -> dict[str, torch.Tensor]:
         model = self.model_runner.get_model()
@@ -61,6 +64,18 @@ class WeightUpdateExtension:
         for module_name in module_names:
             weights.update(_read_module(model, module_name, values=True))
         return weights
+
+
+def _aliasing_modules(model: nn.Module, module_names: set[str]) -> list[nn.Module]:
+    """Modules outside module_names that hold one of their parameters: reload does not re-process them."""
+    shared = {id(p) for name in module_names for p in model.get_submodule(name).parameters(recurse=False)}
+    return [
+        module
+        for name, module in model.named_modules(remove_duplicate=False)
+        if name not in module_names
+        and hasattr(module, "quant_method")
+        and any(id(p) in shared for p in module.parameters(recurse=False))
+    ]
 
 
 def _hf_shards(model: nn.Module, module_name: str) -> list[str]:
