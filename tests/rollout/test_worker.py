@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+
 import pytest
 import torch
 
@@ -46,3 +49,36 @@ def test_unknown_engine_names_the_known_ones(tiny_model_path: str) -> None:
 def test_receive_broadcast_needs_a_weight_group(worker: RolloutWorker) -> None:
     with pytest.raises(RuntimeError, match="join_weight_group"):
         worker.receive_broadcast([("model.norm.weight", "float32", (64,))])
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_weights_broadcast_over_a_real_gloo_group_land_in_the_engine(
+    tiny_model_path: str, rollout_config: RolloutConfig
+) -> None:
+    """Rank 0 (the learner's role) runs in a thread; the worker joins as rank 1 and loads what it receives."""
+    from etr_dist.sync.broadcast import broadcast_tensors, join_group, tensor_meta
+
+    worker = RolloutWorker(tiny_model_path, rollout_config)  # its own: it stays in the group afterwards
+    bucket = [
+        ("model.norm.weight", torch.full((64,), 0.75)),
+        ("model.layers.0.mlp.up_proj.weight", torch.arange(128 * 64, dtype=torch.float32).reshape(128, 64)),
+    ]
+    port = free_port()
+
+    def learner_rank() -> None:
+        group = join_group("127.0.0.1", port, 2, 0, "gloo")
+        broadcast_tensors(group, [tensor for _, tensor in bucket])
+
+    sender = threading.Thread(target=learner_rank)
+    sender.start()
+    worker.join_weight_group("127.0.0.1", port, 2, 1, "gloo")
+    worker.receive_broadcast(tensor_meta(bucket))
+    sender.join(timeout=30)
+    loaded = worker.get_weights()
+    for name, tensor in bucket:
+        assert torch.equal(loaded[name], tensor)
