@@ -100,12 +100,14 @@ def load_files(cfg: DataConfig, stats: DataStats, kind: str) -> Splits:
             f"{cfg.eval_size} for eval and train on the rest; set data.eval_path or lower data.eval_size"
         )
     eval_questions = {question for _, question, _ in eval_rows}
-    for index, question, _ in train_rows:
+    disjoint_rows = []
+    for index, question, answer in train_rows:
         if question in eval_questions:
             stats.skipped_by_reason["question also in the eval split"] += 1
             logger.warning("%s row %d skipped: its question is also in the eval split", cfg.train_path, index)
-    train_rows = [row for row in train_rows if row[1] not in eval_questions]
-    train = [make_prompt(cfg, "train", i, q, a) for i, q, a in capped(train_rows, cfg.train_size, "train")]
+        else:
+            disjoint_rows.append((index, question, answer))
+    train = [make_prompt(cfg, "train", i, q, a) for i, q, a in capped(disjoint_rows, cfg.train_size, "train")]
     evals = [make_prompt(cfg, "eval", i, q, a) for i, q, a in capped(eval_rows, cfg.eval_size, "eval")]
     return train, evals
 
