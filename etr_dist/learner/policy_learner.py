@@ -97,9 +97,8 @@ class PolicyLearner:
 
     def _build_reference(self) -> deepspeed.DeepSpeedEngine:
         """The frozen initial policy, partitioned like the policy, without an optimizer."""
-        ds_config = {k: v for k, v in self._ds_config.items() if k != "managed_gradient_accumulation"}
-        model = self._load_model(ds_config).requires_grad_(False)
-        engine, *_ = deepspeed.initialize(model=model, config=ds_config)
+        model = self._load_model(self._ds_config).requires_grad_(False)
+        engine, *_ = deepspeed.initialize(model=model, config=self._ds_config)
         engine.eval()
         return engine
 

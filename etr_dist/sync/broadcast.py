@@ -43,6 +43,7 @@ BACKENDS: dict[str, tuple[Callable[..., dist.Backend], str]] = {
     "gloo": (_gloo, "cpu"),
     "nccl": (_nccl, "cuda"),
 }
+BACKEND_FOR_DEVICE = {device_type: name for name, (_, device_type) in BACKENDS.items()}
 
 
 def join_group(

@@ -1,0 +1,132 @@
+"""The learner group: L Ray actors, each one PolicyLearner rank of a single torch.distributed group."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from statistics import fmean
+from typing import Any
+
+import ray
+
+from etr_dist.learner.batch import TrainBatch, shard_batch
+from etr_dist.learner.policy_learner import PolicyLearner
+from etr_dist.sync.broadcast import BACKEND_FOR_DEVICE, WeightGroup, join_group
+from etr_dist.sync.transports import TRANSPORTS
+
+
+def free_port() -> int:
+    """A port the OS just had free on this node (for a rendezvous that starts right after)."""
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return sock.getsockname()[1]
+
+
+@ray.remote
+class LearnerActor:
+    """Thin Ray shell around one PolicyLearner rank and its membership of the weight-sync group."""
+
+    def __init__(self) -> None:
+        self.learner: PolicyLearner | None = None
+        self.weight_group: WeightGroup | None = None
+
+    def endpoint(self) -> tuple[str, int]:
+        return ray.util.get_node_ip_address(), free_port()
+
+    def setup(
+        self, model_path: str, cfg: Any, rank: int, world_size: int, master_addr: str, master_port: int
+    ) -> None:
+        # Ray gives each rank its own GPU (CUDA_VISIBLE_DEVICES), so the local device index is always 0
+        os.environ.update(
+            RANK=str(rank),
+            WORLD_SIZE=str(world_size),
+            LOCAL_RANK="0",
+            MASTER_ADDR=master_addr,
+            MASTER_PORT=str(master_port),
+        )
+        self.learner = PolicyLearner(model_path, cfg, rank, world_size)
+
+    def train_step(self, shard: TrainBatch) -> dict[str, float]:
+        return self.learner.train_step(shard)
+
+    def gathered_state_dict(self) -> dict:
+        return self.learner.gathered_state_dict()
+
+    def save_checkpoint(self, directory: str, client_state: dict[str, Any]) -> None:
+        self.learner.save_checkpoint(directory, client_state)
+
+    def load_checkpoint(self, directory: str) -> dict[str, Any]:
+        return self.learner.load_checkpoint(directory)
+
+    def save_hf(self, directory: str) -> None:
+        self.learner.save_hf(directory)
+
+    def weight_sync_endpoint(self) -> tuple[str, int, str]:
+        """(address, free port, backend) for a weight-sync group that this rank hosts as its rank 0."""
+        return (*self.endpoint(), BACKEND_FOR_DEVICE[self.learner.device.type])
+
+    def join_weight_group(
+        self, master_addr: str, master_port: int, world_size: int, rank: int, backend: str
+    ) -> None:
+        self.weight_group = join_group(master_addr, master_port, world_size, rank, backend)
+
+    def push_weights(
+        self, transport: str, rollout_actors: list[Any], bucket_mb: float, version: int
+    ) -> tuple:
+        return TRANSPORTS.get(transport).push(
+            self.learner, rollout_actors, bucket_mb, version, self.weight_group
+        )
+
+
+class LearnerGroup:
+    def __init__(self, cfg: Any, model_path: str | Path) -> None:
+        learner = cfg.learner
+        if learner.num_ranks < 1:
+            raise ValueError(f"learner.num_ranks must be >= 1, got {learner.num_ranks}")
+        self.cfg = cfg
+        self.transport = TRANSPORTS.get(cfg.sync.transport)()
+        actor = LearnerActor.options(num_cpus=learner.num_cpus_per_rank, num_gpus=learner.num_gpus_per_rank)
+        self.actors = [actor.remote() for _ in range(learner.num_ranks)]
+        master_addr, master_port = ray.get(self.actors[0].endpoint.remote())
+        ray.get(
+            [
+                a.setup.remote(str(model_path), cfg, rank, len(self.actors), master_addr, master_port)
+                for rank, a in enumerate(self.actors)
+            ]
+        )
+
+    def _all(self, method: str, *args: Any) -> list[Any]:
+        return ray.get([getattr(actor, method).remote(*args) for actor in self.actors])
+
+    def train_step(self, batch: TrainBatch) -> dict[str, float]:
+        """Shard the step batch (its normalisers are already global), one put per shard; rank-mean metrics."""
+        shards = shard_batch(batch, len(self.actors), self.cfg.learner.ppo_mini_batches)
+        refs = [ray.put(shard) for shard in shards]
+        per_rank = ray.get(
+            [actor.train_step.remote(ref) for actor, ref in zip(self.actors, refs, strict=True)]
+        )
+        names = sorted({name for metrics in per_rank for name in metrics})
+        return {name: fmean(metrics[name] for metrics in per_rank if name in metrics) for name in names}
+
+    def sync_weights(self, rollout_actors: list[Any], version: int) -> dict[str, float]:
+        """Copy the weights into the rollout workers; timing_s/sync, perf/weight_sync_{bytes,gbps}."""
+        stats = self.transport.sync(self.actors, rollout_actors, self.cfg.sync.bucket_mb, version)
+        return stats.as_metrics()
+
+    def gathered_state_dict(self) -> dict:
+        return self._all("gathered_state_dict")[0]
+
+    def save_checkpoint(self, directory: str | Path, client_state: dict[str, Any]) -> None:
+        self._all("save_checkpoint", str(directory), client_state)
+
+    def load_checkpoint(self, directory: str | Path) -> dict[str, Any]:
+        return self._all("load_checkpoint", str(directory))[0]
+
+    def save_hf(self, directory: str | Path) -> None:
+        self._all("save_hf", str(directory))
+
+    def shutdown(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
