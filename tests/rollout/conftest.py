@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -18,9 +18,12 @@ QUESTIONS = ["What is 3 + 4?", "What is 12 + 30? Let's think step by step.", "Wh
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_torch_thread() -> None:
+def one_torch_thread() -> Iterator[None]:
     """The tiny model gains nothing from intra-op threads, and on a shared 2-core box they cost 5-10x."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +78,9 @@ def teacher_forced_logprobs(
 
 
 @pytest.fixture(scope="session")
-def teacher_forced(reference_model: PreTrainedModel):
-    return functools.partial(teacher_forced_logprobs, reference_model)
+def teacher_forced():
+    """teacher_forced_logprobs(model, prompt_ids, completion_ids, temperature, top_p=1.0) for the tests."""
+    return teacher_forced_logprobs
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,7 @@ def test_empty_prompt_is_rejected_by_name(engine: HFEngine, tiny_prompts: list[P
 def test_logprobs_match_teacher_forced_processed_distribution(
     engine: HFEngine,
     tiny_prompts: list[Prompt],
+    reference_model,
     teacher_forced,
     temperature: float,
     top_p: float,
@@ -101,8 +102,8 @@ def test_logprobs_match_teacher_forced_processed_distribution(
     sampling = SamplingSpec(n=2, temperature=temperature, top_p=top_p, max_new_tokens=8, seed=11)
     prompt_ids = {p.id: list(p.prompt_token_ids) for p in tiny_prompts}
     for c in engine.generate(tiny_prompts, sampling, 0):
-        expected = teacher_forced(prompt_ids[c.prompt_id], c.token_ids, temperature, top_p)
-        raw = teacher_forced(prompt_ids[c.prompt_id], c.token_ids, 1.0)
+        expected = teacher_forced(reference_model, prompt_ids[c.prompt_id], c.token_ids, temperature, top_p)
+        raw = teacher_forced(reference_model, prompt_ids[c.prompt_id], c.token_ids, 1.0)
         torch.testing.assert_close(torch.tensor(c.logprobs), expected, atol=atol, rtol=0)
         assert (torch.tensor(c.logprobs) - raw).abs().max() > 10 * atol  # processed, not raw, logprobs
 
