@@ -17,7 +17,7 @@ from etr_dist.data.tiny_model import ensure_tiny_model
 QUESTIONS = ["What is 3 + 4?", "What is 12 + 30? Let's think step by step.", "What is 7 - 7?"]
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread() -> Iterator[None]:
     """The tiny model gains nothing from intra-op threads, and on a shared 2-core box they cost 5-10x."""
     threads = torch.get_num_threads()
