@@ -29,7 +29,7 @@ class VllmEngine:
         self.device = torch.device("cuda" if on_gpu else "cpu")
         self.llm = LLM(
             model=model_path,
-            # bf16 without AVX512 runs ~5x slower than fp32 on CPU; on GPU "auto" follows the model's dtype.
+            # bf16 without AVX512 runs ~5x slower than fp32 on CPU; on GPU "auto" means the training dtype.
             dtype=(model_dtype if cfg.vllm.dtype == "auto" else cfg.vllm.dtype) if on_gpu else "float32",
             enforce_eager=cfg.vllm.enforce_eager or not on_gpu,
             gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
