@@ -16,7 +16,7 @@ from etr_dist.registry import Registry
 @dataclass(frozen=True)
 class SamplingSpec:
     n: int  # completions per prompt
-    temperature: float
+    temperature: float  # 0 = greedy (evaluation); logprobs are then those of the raw logits
     top_p: float
     max_new_tokens: int
     seed: int | None = None  # None: unseeded; the caller varies it per step for fresh samples
@@ -24,8 +24,10 @@ class SamplingSpec:
     def __post_init__(self) -> None:
         if self.n < 1:
             raise ValueError(f"SamplingSpec.n must be >= 1, got {self.n}")
-        if self.temperature <= 0:
-            raise ValueError(f"SamplingSpec.temperature must be > 0 (sampling only), got {self.temperature}")
+        if self.temperature < 0:
+            raise ValueError(f"SamplingSpec.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if self.temperature == 0 and self.n > 1:
+            raise ValueError(f"SamplingSpec.n={self.n} with temperature 0: greedy decoding gives one answer")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"SamplingSpec.top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:

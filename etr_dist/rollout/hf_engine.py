@@ -50,12 +50,10 @@ class HFEngine:
         batch = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in rows]}, return_tensors="pt").to(
             self.device
         )
+        sample = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
         out = self.model.generate(
             **batch,
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=0,
+            **(sample if sampling.temperature > 0 else {"do_sample": False}),
             max_new_tokens=sampling.max_new_tokens,
             output_scores=True,  # the processed scores: logits / temperature with top_p's -inf mask
             return_dict_in_generate=True,

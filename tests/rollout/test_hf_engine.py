@@ -33,12 +33,22 @@ def test_sampling_spec_from_config(rollout_config: RolloutConfig) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("n", 0), ("temperature", 0.0), ("top_p", 0.0), ("top_p", 1.5), ("max_new_tokens", 0)],
+    [("n", 0), ("temperature", -1.0), ("temperature", 0.0), ("top_p", 0.0), ("top_p", 1.5), ("max_new_tokens", 0)],
 )
 def test_sampling_spec_rejects_bad_values(field: str, value: float) -> None:
     spec = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4)
     with pytest.raises(ValueError, match=field):
         dataclasses.replace(spec, **{field: value})
+
+
+def test_greedy_decoding_follows_the_argmax(engine: HFEngine, tiny_prompts: list[Prompt]) -> None:
+    greedy = SamplingSpec(n=1, temperature=0.0, top_p=1.0, max_new_tokens=5)
+    first = engine.generate(tiny_prompts[:1], greedy, policy_version=0)[0]
+    ids = torch.tensor([list(tiny_prompts[0].prompt_token_ids) + first.token_ids])
+    with torch.no_grad():
+        logits = engine.model(ids).logits[0, len(tiny_prompts[0].prompt_token_ids) - 1 : -1]
+    assert logits.argmax(-1).tolist() == first.token_ids
+    assert engine.generate(tiny_prompts[:1], greedy, policy_version=0)[0].token_ids == first.token_ids
 
 
 def test_generate_returns_n_completions_per_prompt(engine: HFEngine, tiny_prompts: list[Prompt]) -> None:
