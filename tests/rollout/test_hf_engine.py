@@ -33,7 +33,14 @@ def test_sampling_spec_from_config(rollout_config: RolloutConfig) -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("n", 0), ("temperature", -1.0), ("temperature", 0.0), ("top_p", 0.0), ("top_p", 1.5), ("max_new_tokens", 0)],
+    [
+        ("n", 0),
+        ("temperature", -1.0),
+        ("temperature", 0.0),
+        ("top_p", 0.0),
+        ("top_p", 1.5),
+        ("max_new_tokens", 0),
+    ],
 )
 def test_sampling_spec_rejects_bad_values(field: str, value: float) -> None:
     spec = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4)

@@ -1,0 +1,43 @@
+"""The run folder of design.md: runs/<experiment>/<timestamp>/ with the resolved config beside the outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from etr_dist.config.schema import TrainerConfig
+from etr_dist.driver.checkpoint import LATEST
+
+
+def find_resumable_run(trainer: TrainerConfig) -> Path | None:
+    """`resume=auto`: the given run_dir, else the newest run of this experiment that has a checkpoint."""
+    if trainer.run_dir:
+        return Path(trainer.run_dir) if (Path(trainer.run_dir) / "checkpoints" / LATEST).is_file() else None
+    experiment = Path(trainer.output_dir) / trainer.experiment
+    runs = sorted(p for p in experiment.glob("*") if (p / "checkpoints" / LATEST).is_file())
+    return runs[-1] if runs else None
+
+
+def prepare_run_dir(cfg: DictConfig) -> Path:
+    trainer: TrainerConfig = cfg.trainer
+    run_dir = None
+    if trainer.resume == "auto":
+        run_dir = find_resumable_run(trainer)
+    elif trainer.resume != "never":
+        checkpoint = Path(trainer.resume)
+        if not checkpoint.exists():
+            raise FileNotFoundError(f"trainer.resume={trainer.resume}: no such checkpoint")
+        run_dir = checkpoint.resolve().parents[1] if checkpoint.name != "checkpoints" else checkpoint.parent
+    if run_dir is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = (
+            Path(trainer.run_dir)
+            if trainer.run_dir
+            else Path(trainer.output_dir) / trainer.experiment / stamp
+        )
+    for sub in ("tensorboard", "checkpoints", "samples"):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return run_dir

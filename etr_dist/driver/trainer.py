@@ -1,0 +1,142 @@
+"""The step loop: rollouts stream in, the learner trains, weights sync back, metrics and checkpoints go out."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from etr_dist.driver.checkpoint import CheckpointManager
+from etr_dist.driver.cluster import Cluster
+from etr_dist.driver.collector import RolloutCollector, RolloutProducer, StepRollout
+from etr_dist.driver.evaluate import evaluate
+from etr_dist.driver.groups import accuracy, rollout_metrics
+from etr_dist.driver.metrics import MetricsLogger
+from etr_dist.learner.batch import build_train_batch
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, run_dir: Path, cluster: Cluster) -> None:
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.cluster = cluster
+        self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.trainer.keep_last)
+        self.collector = RolloutCollector(
+            cluster.rollout_workers,
+            cluster.grader,
+            cluster.train_stream,
+            cluster.sampling,
+            cfg.trainer,
+            cfg.rollout.prompts_per_request,
+        )
+        self.logger = MetricsLogger(
+            self.run_dir, cfg.logging.tensorboard, cfg.logging.progress_bar, cfg.trainer.total_steps
+        )
+        self._phases = open(self.run_dir / "phases.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+
+    def fit(self) -> dict[str, float]:
+        trainer = self.cfg.trainer
+        start_step = self._restore()
+        self._sync(start_step)
+        final_eval: dict[str, float] = {}
+        if trainer.eval_at_start and start_step == 0:
+            self.logger.log(0, self._evaluate())
+        self._producer = RolloutProducer(
+            self.collector, start_step, trainer.total_steps, trainer.max_staleness
+        )
+        self._producer.start()
+        try:
+            for step in range(start_step, trainer.total_steps):
+                rollout = self._producer.get()
+                metrics = self._train_one(step, rollout)
+                done = step + 1
+                if _due(done, trainer.eval_every, trainer.total_steps):
+                    final_eval = self._evaluate()
+                    metrics.update(final_eval)
+                if _due(done, trainer.save_every, trainer.total_steps):
+                    self._save(done)
+                pass_rates = [g.pass_rate for g in rollout.groups + rollout.filtered]
+                self.logger.log(done, metrics, {"reward/pass_rate_hist": pass_rates})
+                self.logger.advance(done, metrics)
+        finally:
+            self._producer.stop()
+            self.logger.close()
+            self._phases.close()
+        return final_eval
+
+    def _train_one(self, step: int, rollout: StepRollout) -> dict[str, float]:
+        step_start = time.time()
+        oldest_allowed = step - self.cfg.trainer.max_staleness
+        fresh = [g for g in rollout.groups if min(c.policy_version for c in g.completions) >= oldest_allowed]
+        batch = build_train_batch(fresh, self.cluster.pad_token_id, self.cfg.algorithm)
+        learn_start = time.time()
+        metrics = dict(self.cluster.learner.train_step(batch))
+        learn_end = time.time()
+        sync = self._sync(step + 1)
+        self._producer.set_synced_version(step + 1)
+        self._record_phase(step, "gen", rollout.started_at, rollout.finished_at)
+        self._record_phase(step, "learn", learn_start, learn_end)
+        self._write_samples(step + 1, rollout)
+        metrics.update(rollout.stats)
+        metrics.update(rollout_metrics(fresh, self.cfg.rollout.max_new_tokens, step))
+        metrics.update(sync)
+        metrics["reward/accuracy"] = accuracy(rollout.groups + rollout.filtered)
+        metrics["sampling/stale_dropped"] = float(len(rollout.groups) - len(fresh))
+        metrics["timing_s/learn"] = learn_end - learn_start
+        metrics["timing_s/step"] = time.time() - step_start
+        return metrics
+
+    def _sync(self, version: int) -> dict[str, float]:
+        return self.cluster.learner.sync_weights(self.cluster.rollout_workers, version)
+
+    def _evaluate(self) -> dict[str, float]:
+        trainer = self.cfg.trainer
+        return evaluate(
+            self.cluster.rollout_workers,
+            self.cluster.grader,
+            self.cluster.eval_prompts,
+            self.cluster.sampling,
+            samples=trainer.eval_samples,
+            temperature=trainer.eval_temperature,
+            name=self.cfg.data.source,
+        )
+
+    def _save(self, step: int) -> None:
+        folder = self.checkpoints.step_dir(step)
+        self.cluster.learner.save_checkpoint(str(folder / "learner"))
+        state = {
+            "step": step,
+            "stream": self.collector.stream_state_for(step),
+            "config": self.cfg.trainer.experiment,
+        }
+        self.checkpoints.commit(step, state)
+
+    def _restore(self) -> int:
+        if self.cfg.trainer.resume == "never":
+            return 0
+        folder = self.checkpoints.latest()
+        if folder is None:
+            return 0
+        state = CheckpointManager.driver_state(folder)
+        self.cluster.learner.load_checkpoint(str(folder / "learner"))
+        self.cluster.train_stream.load_state_dict(state["stream"])
+        return int(state["step"])
+
+    def _record_phase(self, step: int, phase: str, start: float, end: float) -> None:
+        self._phases.write(json.dumps({"step": step, "phase": phase, "start": start, "end": end}) + "\n")
+        self._phases.flush()
+
+    def _write_samples(self, step: int, rollout: StepRollout) -> None:
+        keep = self.cfg.logging.samples_per_step
+        if keep <= 0:
+            return
+        with open(self.run_dir / "samples" / f"step_{step}.jsonl", "w", encoding="utf-8") as f:
+            for group in (rollout.groups + rollout.filtered)[:keep]:
+                f.write(json.dumps(group.to_json()) + "\n")
+
+
+def _due(done: int, every: int, total: int) -> bool:
+    """Every `every` steps and at the end; never when `every` is 0."""
+    return every > 0 and (done % every == 0 or done == total)

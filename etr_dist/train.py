@@ -1,0 +1,47 @@
+"""`python -m etr_dist.train [overrides...]`: validate the config first (fast), then start the job."""
+
+from __future__ import annotations
+
+import sys
+
+from etr_dist.config import ConfigError, compose_config
+from etr_dist.driver.run_dir import prepare_run_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    overrides = list(sys.argv[1:] if argv is None else argv)
+    if any(arg in ("-h", "--help") for arg in overrides):
+        print(
+            "usage: python -m etr_dist.train [group=option ...] [key.path=value ...]  (Hydra-style overrides)"
+        )
+        print(
+            "groups: algorithm, model, data, rollout, learner, sync, cluster, logging; see configs/ and docs/"
+        )
+        return 0
+    try:
+        cfg = compose_config(overrides)
+    except ConfigError as err:
+        print(f"etr_dist: config error: {err}", file=sys.stderr)
+        return 2
+    run_dir = prepare_run_dir(cfg)
+    print((run_dir / "config.yaml").read_text(), flush=True)
+    print(f"run folder: {run_dir}", flush=True)
+    print(f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}", flush=True)
+
+    from etr_dist.driver.cluster import build_cluster, connect
+    from etr_dist.driver.trainer import Trainer
+
+    connect(cfg.cluster)
+    cluster = build_cluster(cfg)
+    try:
+        final_eval = Trainer(cfg, run_dir, cluster).fit()
+    finally:
+        cluster.shutdown()
+    for name, value in sorted(final_eval.items()):
+        print(f"{name}: {value:.4f}", flush=True)
+    print(f"run folder: {run_dir}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
