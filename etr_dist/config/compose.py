@@ -11,6 +11,7 @@ from typing import Any
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
@@ -125,12 +126,27 @@ def validate_required(cfg: DictConfig) -> None:
             raise ConfigError(f"config key '{required}' must be set when {key}={value}")
 
 
+def check_override_syntax(overrides: list[str]) -> None:
+    """Parse each override alone, so a syntax error names the override it is in."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except HydraException as err:
+            reason = str(err).strip().splitlines()[0]
+            raise ConfigError(
+                f"cannot parse override {override!r}: {reason} (quote values with spaces or braces: "
+                "'key=\"a {b} c\"')"
+            ) from None
+
+
 def compose_config(overrides: list[str] | None = None, config_dir: str | Path | None = None) -> DictConfig:
     """Compose configs/config.yaml with Hydra-style overrides (`group=option`, `a.b.c=value`, `+new=...`)."""
     _register_schema()
     directory = Path(config_dir).resolve() if config_dir else default_config_dir()
     if not (directory / "config.yaml").is_file():
         raise ConfigError(f"no config.yaml in config directory {directory}")
+    check_override_syntax(list(overrides or []))
     known = _all_keys(OmegaConf.structured(RootConfig))
     GlobalHydra.instance().clear()
     try:

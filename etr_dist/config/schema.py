@@ -83,6 +83,7 @@ class RolloutConfig:
     top_p: float = 1.0
     max_new_tokens: int = 64
     generate_batch_size: int = 64
+    prompts_per_request: int = 4  # prompts per generate call: the streaming granularity of grading
     num_cpus_per_worker: float = 1.0
     num_gpus_per_worker: float = 0.0
     seed: int = 0
@@ -155,7 +156,8 @@ class TrainerConfig:
     keep_last: int = 2
     eval_every: int = 0
     eval_at_start: bool = False
-    eval_samples: int = 1
+    eval_samples: int = 1  # k of pass@k
+    eval_temperature: float = 0.0  # 0 = greedy; must be > 0 when eval_samples > 1
     resume: str = "never"  # never | auto | <checkpoint path>
     seed: int = 0
 

@@ -69,6 +69,18 @@ def test_bad_overrides_name_the_key(override, message):
     assert message in str(info.value)
 
 
+def test_unparseable_override_is_named():
+    with pytest.raises(
+        ConfigError, match="cannot parse override 'data.prompt_template=What is {question} ?'"
+    ):
+        compose_config(["algorithm=etr", "data.prompt_template=What is {question} ?"])
+
+
+def test_quoted_override_with_braces_works():
+    cfg = compose_config(['data.prompt_template="What is {question} ?"'])
+    assert cfg.data.prompt_template == "What is {question} ?"
+
+
 def test_mandatory_value_must_be_set():
     with pytest.raises(ConfigError, match="config key .model.path. must be set when model.source=hf"):
         compose_config(["model=hf"])
