@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -47,7 +48,7 @@ class MetricsLogger:
                 self._writer.add_scalar(name, value, step)
             for name, values in (histograms or {}).items():
                 if len(values):
-                    self._writer.add_histogram(name, list(values), step, bins=10)
+                    self._writer.add_histogram(name, np.asarray(values, dtype=np.float64), step, bins=10)
             self._writer.flush()
 
     def advance(self, step: int, metrics: dict[str, Any]) -> None:

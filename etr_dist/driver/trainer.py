@@ -70,7 +70,12 @@ class Trainer:
         step_start = time.time()
         oldest_allowed = step - self.cfg.trainer.max_staleness
         fresh = [g for g in rollout.groups if min(c.policy_version for c in g.completions) >= oldest_allowed]
-        batch = build_train_batch(fresh, self.cluster.pad_token_id, self.cfg.algorithm)
+        batch = build_train_batch(
+            fresh,
+            self.cluster.pad_token_id,
+            self.cfg.algorithm,
+            max_response_len=self.cfg.rollout.max_new_tokens,
+        )
         learn_start = time.time()
         metrics = dict(self.cluster.learner.train_step(batch))
         learn_end = time.time()
@@ -105,7 +110,7 @@ class Trainer:
 
     def _save(self, step: int) -> None:
         folder = self.checkpoints.step_dir(step)
-        self.cluster.learner.save_checkpoint(str(folder / "learner"))
+        self.cluster.learner.save_checkpoint(str(folder / "learner"), {"step": step})
         state = {
             "step": step,
             "stream": self.collector.stream_state_for(step),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from pathlib import Path
 from statistics import fmean
 from typing import Any
@@ -45,6 +46,8 @@ class LearnerActor:
             MASTER_ADDR=master_addr,
             MASTER_PORT=str(master_port),
         )
+        # DeepSpeed's ZeRO-3 collectives call torch's deprecated names on every step: one line per call.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
         self.learner = PolicyLearner(model_path, cfg, rank, world_size)
 
     def train_step(self, shard: TrainBatch) -> dict[str, float]:
