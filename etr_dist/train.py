@@ -23,6 +23,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"etr_dist: config error: {err}", file=sys.stderr)
         return 2
+    if cfg.reward.fn:
+        from etr_dist.reward.custom import load_reward_fn
+
+        try:
+            load_reward_fn(cfg.reward.fn)
+        except (ImportError, ValueError) as err:
+            print(f"etr_dist: config error: {err}", file=sys.stderr)
+            return 2
     run_dir = prepare_run_dir(cfg)
     print((run_dir / "config.yaml").read_text(), flush=True)
     print(f"run folder: {run_dir}", flush=True)

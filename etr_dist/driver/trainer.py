@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -18,8 +19,15 @@ from etr_dist.learner.batch import build_train_batch
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, run_dir: Path, cluster: Cluster) -> None:
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        cluster: Cluster,
+        on_step_end: Callable[[int, dict[str, float]], None] | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.on_step_end = on_step_end  # called after each step's weight sync, e.g. to inspect the workers
         self.run_dir = Path(run_dir)
         self.cluster = cluster
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.trainer.keep_last)
@@ -60,6 +68,8 @@ class Trainer:
                 pass_rates = [g.pass_rate for g in rollout.groups + rollout.filtered]
                 self.logger.log(done, metrics, {"reward/pass_rate_hist": pass_rates})
                 self.logger.advance(done, metrics)
+                if self.on_step_end is not None:
+                    self.on_step_end(done, metrics)
         finally:
             self._producer.stop()
             self.logger.close()
@@ -138,8 +148,9 @@ class Trainer:
         if keep <= 0:
             return
         with open(self.run_dir / "samples" / f"step_{step}.jsonl", "w", encoding="utf-8") as f:
-            for group in (rollout.groups + rollout.filtered)[:keep]:
-                f.write(json.dumps(group.to_json()) + "\n")
+            tagged = [(g, False) for g in rollout.groups] + [(g, True) for g in rollout.filtered]
+            for group, filtered in tagged[:keep]:
+                f.write(json.dumps({**group.to_json(), "filtered": filtered}) + "\n")
 
 
 def _due(done: int, every: int, total: int) -> bool:
