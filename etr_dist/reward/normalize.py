@@ -56,7 +56,7 @@ _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _LATEX_THOUSANDS = re.compile(r"(?<=\d)\{,\}(?=\d)")
 _CHOICE_LETTER = re.compile(r"\(([A-Za-z])\)")
 _ASSIGNMENT = re.compile(
-    r"(?:(?:[a-zA-Z]{1,3}|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([a-z]\))?)?(?:=|\\in|\\approx)(?![a-zA-Z])(.+)"
+    r"(?:(?:[a-zA-Z]{1,3}|\\[a-zA-Z]+)(?:_\{?\w+\}?)?(?:\([a-z]\))?)?(?:=|\\(?:in|approx)(?![a-zA-Z]))(.+)"
 )
 
 
@@ -117,6 +117,7 @@ def normalize_answer(text: str) -> str:
     """Canonical string form of an extracted answer or a reference."""
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text.translate(_UNICODE_TO_LATEX))
+        text = "".join(char for char in text if unicodedata.category(char) != "Cf")  # zero-width, bidi marks
     text = " ".join(text.split())  # single spaces first: no pattern below can then backtrack on long runs
     text = _PERCENT_AND_CURRENCY.sub("", _strip_delimiters(text))
     text = _SPACING.sub(" ", text)

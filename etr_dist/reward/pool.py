@@ -161,13 +161,12 @@ class GraderPool:
                 logger.error("could not replace a grader worker, retrying: %s", err)
                 time.sleep(1.0)
                 continue
-            with self._lock:
-                self._counts["worker_restarts"] += 1
             return fresh
 
     def _serve(self, worker: _Worker) -> None:
         while (task := self._tasks.get()) is not _STOP:
             if not worker.process.is_alive():  # died between items: this item has not started yet
+                self._count("worker_restarts")
                 worker = self._replace(worker)
             started = time.monotonic()
             result = worker.grade(task.pair, self.timeout_s)
@@ -177,12 +176,19 @@ class GraderPool:
                 worker = self._replace(worker)
         worker.stop()
 
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1
+
     def _record(self, result: Grade, seconds: float) -> None:
+        """Count the item before its result is delivered, so metrics() never lags a returned batch."""
         key = {TIMEOUT: "timeouts", WORKER_CRASH: "crashes", REWARD_ERROR: "errors"}.get(result.reason)
         with self._lock:
             self._counts["items"] += 1
             if key:
                 self._counts[key] += 1
+            if result.reason in (TIMEOUT, WORKER_CRASH):
+                self._counts["worker_restarts"] += 1
             self._max_item_s = max(self._max_item_s, seconds)
 
     def _checked(self, index: int, pair: Any) -> tuple[str, str]:
@@ -199,8 +205,7 @@ class GraderPool:
             return Grade(0.0, INPUT_TOO_LONG, None)
         if len(response) <= self.max_input_chars:
             return response, reference
-        with self._lock:
-            self._counts["truncated_inputs"] += 1
+        self._count("truncated_inputs")
         return response[-self.max_input_chars :], reference
 
     def grade_batch(self, pairs: list[tuple[str, str]]) -> list[Grade]:

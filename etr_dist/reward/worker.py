@@ -6,7 +6,11 @@ timeout, and a kill loses nothing but the item in flight.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import multiprocessing.forkserver
+import os
 import signal
 from multiprocessing.connection import Connection
 from typing import Any
@@ -20,6 +24,7 @@ FAILED = "failed"
 GRADED = "graded"
 ERROR = "error"
 MAX_ERROR_CHARS = 500
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # Symbolic and numeric items: import sympy and latex2sympy2_extended, build the LaTeX parser's tables.
 WARMUP_PAIRS = (
@@ -47,10 +52,31 @@ def as_grade(value: Any) -> Grade:
     raise TypeError(f"reward function returned {type(value).__name__}, expected Grade or a number")
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this worker when its parent (the forkserver, which exits with the pool's process) dies,
+    so a worker stuck in sympy cannot outlive a killed trainer or Ray actor as a CPU-burning orphan."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the pool's own kill is still the limit
+        pass
+
+
+def _release_forkserver_lifeline() -> None:
+    """Close the forkserver's "owner alive" pipe end that every forked child inherits (CPython keeps it so a
+    child could fork in turn; a worker never does): while any worker held it, the forkserver would outlive
+    the pool's process, and a hung worker with it."""
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    alive_fd = getattr(server, "_forkserver_alive_fd", None)
+    if alive_fd is not None:
+        os.close(alive_fd)
+        server._forkserver_alive_fd = None
+
+
 def worker_main(connection: Connection, reward_fn: str | None, last_number_fallback: bool) -> None:
-    signal.signal(
-        signal.SIGINT, signal.SIG_IGN
-    )  # the pool, not a terminal's Ctrl-C, decides when workers end
+    _release_forkserver_lifeline()
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool, not a terminal's Ctrl-C, ends workers
     try:
         grade_fn = resolve_reward_fn(reward_fn, last_number_fallback)
         if reward_fn is None:
