@@ -43,7 +43,7 @@ def _weakest_match(reasons: list[str]) -> str:
 
 
 def _compare_unordered(predicted: tuple[str, ...], expected: tuple[str, ...], depth: int) -> str:
-    """Match parts one to one; greedy is exact because answer equality is transitive."""
+    """Match parts one to one; greedy suffices because answer equality is transitive (up to float tolerance)."""
     remaining, reasons = list(predicted), []
     for reference in expected:
         for index, prediction in enumerate(remaining):

@@ -1,7 +1,8 @@
 """Rewrite an answer so that equal answers written differently become equal strings (regex only, no sympy).
 
 Most correct answers match here, so most items never reach the slow symbolic stage. Every rule is a
-linear-time substitution; none can change the value of a well-formed answer.
+linear-time substitution that drops only notation a reader would not count as part of the answer's value
+(delimiters, spacing, units, `x =`).
 """
 
 from __future__ import annotations

@@ -169,7 +169,11 @@ class GraderPool:
                 self._count("worker_restarts")
                 worker = self._replace(worker)
             started = time.monotonic()
-            result = worker.grade(task.pair, self.timeout_s)
+            try:
+                result = worker.grade(task.pair, self.timeout_s)
+            except Exception:  # noqa: BLE001 - e.g. a result the parent cannot unpickle: never strand a caller
+                logger.exception("unreadable answer from a grader worker")
+                result = Grade(0.0, WORKER_CRASH, None)
             self._record(result, time.monotonic() - started)
             task.future.set_result(result)
             if result.reason in (TIMEOUT, WORKER_CRASH):
