@@ -50,7 +50,10 @@ _TEXT_COMMAND = r"\\(?:text(?:bf|it|rm|sf|tt|normal)?|math(?:rm|bf|it|sf)|mbox|b
 _TRAILING_TEXT_UNIT = re.compile(_TEXT_COMMAND + r"\s*\{[^{}]*\}(?:\^\{?\d\}?)?\s*$")
 _TEXT_WRAPPER = re.compile(_TEXT_COMMAND + r"\s*\{([^{}]*)\}")
 _NUMBER_THEN_WORDS = re.compile(r"(-?[\d.,/]+)\s+[a-zA-Z][a-zA-Z .]*(?:\^\d)?")
-_WORDS_THEN_NUMBER = re.compile(r"[a-zA-Z][a-zA-Z ]* (-?[\d.,/]+)")
+_FILLER_THEN_NUMBER = re.compile(  # only words that leave the value alone: `not 7`, `at least 7` stay
+    r"(?:(?:clearly|therefore|thus|hence|so|just|simply|exactly|then|obviously|indeed|about|approximately|roughly"
+    r"|around|equal to|equals) )+(-?[\d.,/]+)"
+)
 _AND_OR = re.compile(r"\s+(?:and|or)\s+|,\s*(?:and|or)\s+")
 _SPACE_NOT_BETWEEN_LETTERS = re.compile(r"(?<![a-zA-Z]) | (?![a-zA-Z])")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -131,7 +134,7 @@ def normalize_answer(text: str) -> str:
     text = _SINGLE_CHARACTER_GROUP.sub(r"\1\2", _DEGREES.sub("", text))
     text = _LATEX_THOUSANDS.sub("", _unwrap_text_commands(text))
     text = " ".join(text.split())
-    number_with_words = _NUMBER_THEN_WORDS.fullmatch(text) or _WORDS_THEN_NUMBER.fullmatch(text)
+    number_with_words = _NUMBER_THEN_WORDS.fullmatch(text) or _FILLER_THEN_NUMBER.fullmatch(text)
     if number_with_words:
         text = number_with_words.group(1)  # `18 dollars` -> `18`, `clearly 7` -> `7`
     text = _AND_OR.sub(",", text)

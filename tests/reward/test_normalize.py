@@ -31,6 +31,8 @@ from etr_dist.reward.normalize import is_text_answer, normalize_answer
         ("\\approx 3.14", "3.14"),
         ("18 dollars", "18"),
         ("clearly 7", "7"),
+        ("not 7", "not7"),  # not a filler word: the value is not 7
+        ("at least 7", "at least7"),
         ("3 \\text{ and } 5", "3,5"),
         ("e^{2}", "e^2"),
         ("x \\leq 3", "x\\le3"),
