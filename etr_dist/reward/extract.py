@@ -13,7 +13,8 @@ _BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)")
 _BRACE = re.compile(r"\\[{}]|[{}]")  # escaped braces (\{ \}) are set delimiters, not groups
 _BARE_BOX_ARGUMENT = re.compile(r"\s+([^\s$]+)")  # `\boxed 5`
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
-_ANSWER_IS = re.compile(r"(?i)\banswer(?:\s+is|\s*:|\*+\s*:)[\s*:]*")  # "Answer: the final answer is" twice
+# The anchor only: "Final Answer: The final answer is x" holds two anchors, and the answer follows the last.
+_ANSWER_IS = re.compile(r"(?i)\banswer(?:\s+is|\s*:|\*+\s*:)[\s*:]*")
 _LINE_END = re.compile(r"\n|$")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)")
 _NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?|-?\.\d+")

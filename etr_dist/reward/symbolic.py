@@ -19,9 +19,8 @@ PARSE_CACHE_SIZE = 4096  # a group's G completions share one reference: parse it
 CLEARLY_DIFFERENT = 1e-6  # relative gap above which two values cannot be equal (skips simplify)
 _GENERIC_POINT = tuple(sympy.Rational(p, q) for p, q in ((7, 5), (11, 7), (13, 17), (19, 23)))
 
-logging.getLogger("math_verify").setLevel(
-    logging.ERROR
-)  # its "timeout is disabled" warning is by design here
+# math-verify warns once per process that its timeout is disabled: here that is by design.
+logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 
 @lru_cache(maxsize=PARSE_CACHE_SIZE)
