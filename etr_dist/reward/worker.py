@@ -31,6 +31,10 @@ WARMUP_PAIRS = (
     ("so \\boxed{(x+1)^2}", "x^2+2x+1"),
     ("#### 1,234", "1234"),
     ("\\boxed{\\frac{\\pi}{3}}", "60"),
+    ("\\boxed{\\frac{1}{\\sqrt{2}}}", "\\frac{\\sqrt{2}}{2}"),
+    ("\\boxed{2^{x+1}}", "2\\cdot 2^x"),
+    ("\\boxed{\\sqrt[3]{2} + 2i}", "\\ln 3 - e^2"),
+    ("\\boxed{\\frac{a}{2}+\\frac{b}{2}}", "\\frac{a+b}{2}"),
 )
 
 
