@@ -143,8 +143,9 @@ def run(args: argparse.Namespace) -> str:
             "",
             f"`python benchmarks/grader_bench.py --workers {w} --repeats {args.repeats}` on {machine}.",
             f"Labelled set: {n} cases (tests/data/grader_labelled.jsonl); throughput is the median of "
-            f"{args.repeats} passes, pool start excluded. Adversarial set: {len(adversarial)} cases "
-            "(tests/data/grader_adversarial.jsonl), one item per call.",
+            f"{args.repeats} passes, pool start excluded; other jobs shared the cores, so absolute rates vary "
+            "between runs: compare the two rows of one run. Adversarial set: "
+            f"{len(adversarial)} cases (tests/data/grader_adversarial.jsonl), one item per call.",
             "",
             "| grader | workers | agreement with labels | answers/s | answers/s per worker |",
             "|---|---|---|---|---|",
