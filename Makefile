@@ -7,8 +7,9 @@ VLLM := $(VENV)/.vllm-installed
 UNAME := $(shell uname -m)
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo 1)
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
-.PHONY: venv venv-full test test-fast test-slow lint format demo tiny-model bench clean
+.PHONY: venv venv-full test test-fast test-slow lint format demo clean
 
 venv: $(BASE)
 venv-full: $(VLLM)
@@ -31,6 +32,10 @@ else
 	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
 endif
 	touch $@
+
+# The embedded default: SmolLM2-135M-Instruct learns arithmetic with ETR, offline, on this machine's CPU.
+demo: $(BASE)
+	RAY_AUTH_MODE=disabled $(PY) -m etr_dist.train +experiment=demo $(DEMO_ARGS)
 
 test: $(VLLM)
 	$(PY) -m pytest $(PYTEST_ARGS)

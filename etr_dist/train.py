@@ -41,13 +41,21 @@ def main(argv: list[str] | None = None) -> int:
 
     connect(cfg.cluster)
     cluster = build_cluster(cfg)
+    trainer = Trainer(cfg, run_dir, cluster)
     try:
-        final_eval = Trainer(cfg, run_dir, cluster).fit()
+        final_eval = trainer.fit()
     finally:
         cluster.shutdown()
     for name, value in sorted(final_eval.items()):
         print(f"{name}: {value:.4f}", flush=True)
     print(f"run folder: {run_dir}", flush=True)
+    print(f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}", flush=True)
+    accuracy = f"eval/{cfg.data.source}/pass@1"
+    if accuracy in trainer.initial_eval and accuracy in final_eval:
+        print(
+            f"held-out accuracy: {trainer.initial_eval[accuracy]:.3f} -> {final_eval[accuracy]:.3f}",
+            flush=True,
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import ray
 from omegaconf import DictConfig
 
 from etr_dist.driver.checkpoint import CheckpointManager
@@ -43,6 +44,7 @@ class Trainer:
             self.run_dir, cfg.logging.tensorboard, cfg.logging.progress_bar, cfg.trainer.total_steps
         )
         self._phases = open(self.run_dir / "phases.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self.initial_eval: dict[str, float] = {}
 
     def fit(self) -> dict[str, float]:
         trainer = self.cfg.trainer
@@ -50,7 +52,8 @@ class Trainer:
         self._sync(start_step)
         final_eval: dict[str, float] = {}
         if trainer.eval_at_start and start_step == 0:
-            self.logger.log(0, self._evaluate())
+            self.initial_eval = self._evaluate()
+            self.logger.log(0, self.initial_eval)
         self._producer = RolloutProducer(
             self.collector, start_step, trainer.total_steps, trainer.max_staleness
         )
@@ -97,6 +100,7 @@ class Trainer:
         metrics.update(rollout.stats)
         metrics.update(rollout_metrics(fresh, self.cfg.rollout.max_new_tokens, step))
         metrics.update(sync)
+        metrics.update(ray.get(self.cluster.grader.metrics.remote()))
         metrics["reward/accuracy"] = accuracy(rollout.groups + rollout.filtered)
         metrics["sampling/stale_dropped"] = float(len(rollout.groups) - len(fresh))
         metrics["timing_s/learn"] = learn_end - learn_start
