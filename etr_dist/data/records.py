@@ -13,9 +13,7 @@ class Prompt:
     answer: str  # the reference answer the grader compares with
     source: str
     messages: list[dict[str, str]] | None = None  # chat form; the engine applies the tokenizer's template
-    prompt_token_ids: tuple[int, ...] | None = (
-        None  # tokenised once: every engine sees the same ids
-    )
+    prompt_token_ids: tuple[int, ...] | None = None  # tokenised once: every engine sees the same ids
 
 
 @dataclass
