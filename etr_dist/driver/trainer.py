@@ -58,10 +58,13 @@ class Trainer:
             self.collector, start_step, trainer.total_steps, trainer.max_staleness
         )
         self._producer.start()
+        last_step_end: float | None = None
         try:
             for step in range(start_step, trainer.total_steps):
                 rollout = self._producer.get()
+                step_start = last_step_end or rollout.started_at
                 metrics = self._train_one(step, rollout)
+                metrics["timing_s/step"] = time.time() - step_start  # waiting for rollouts, learning, sync
                 done = step + 1
                 if _due(done, trainer.eval_every, trainer.total_steps):
                     final_eval = self._evaluate()
@@ -73,6 +76,7 @@ class Trainer:
                 self.logger.advance(done, metrics)
                 if self.on_step_end is not None:
                     self.on_step_end(done, metrics)
+                last_step_end = time.time()
         finally:
             self._producer.stop()
             self.logger.close()
@@ -80,7 +84,6 @@ class Trainer:
         return final_eval
 
     def _train_one(self, step: int, rollout: StepRollout) -> dict[str, float]:
-        step_start = time.time()
         oldest_allowed = step - self.cfg.trainer.max_staleness
         fresh = [g for g in rollout.groups if min(c.policy_version for c in g.completions) >= oldest_allowed]
         batch = build_train_batch(
@@ -104,7 +107,6 @@ class Trainer:
         metrics["reward/accuracy"] = accuracy(rollout.groups + rollout.filtered)
         metrics["sampling/stale_dropped"] = float(len(rollout.groups) - len(fresh))
         metrics["timing_s/learn"] = learn_end - learn_start
-        metrics["timing_s/step"] = time.time() - step_start
         return metrics
 
     def _sync(self, version: int) -> dict[str, float]:

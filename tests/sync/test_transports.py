@@ -19,16 +19,7 @@ BUCKET_MB = 0.05  # the tiny model's embedding (256 KB) fills a bucket alone; th
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=4, include_dashboard=False)
-        yield
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def learners(cluster, tiny_model_path):
+def learners(local_ray, tiny_model_path):
     cfg = OmegaConf.structured(RootConfig)
     cfg.learner.merge_with(
         {"num_ranks": 2, "lr": 1e-3, "micro_batch_size": 4, "num_cpus_per_rank": 1, "ppo_mini_batches": 2}
@@ -41,7 +32,7 @@ def learners(cluster, tiny_model_path):
 
 
 @pytest.fixture(scope="module")
-def rollouts(cluster, tiny_model_path):
+def rollouts(local_ray, tiny_model_path):
     cfg = RolloutConfig(engine="hf", num_workers=2, num_cpus_per_worker=0.5)
     return create_rollout_actors(str(tiny_model_path), cfg, "float32")
 

@@ -1,0 +1,25 @@
+"""Fixtures shared across the test packages: the tiny model and a real local Ray cluster."""
+
+import os
+
+import pytest
+
+from etr_dist.data.tiny_model import ensure_tiny_model
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The 2-layer Qwen2 test model with its small byte-level BPE, built once per session."""
+    return str(ensure_tiny_model(tmp_path_factory.mktemp("tiny_model")))
+
+
+@pytest.fixture(scope="module")
+def local_ray(request: pytest.FixtureRequest):
+    """A real local Ray cluster owned by one test module; the module's RAY_ENV_VARS reach every worker."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    env_vars = {"OMP_NUM_THREADS": "1", **getattr(request.module, "RAY_ENV_VARS", {})}
+    ray.init(num_cpus=8, include_dashboard=False, runtime_env={"env_vars": env_vars})
+    yield ray
+    ray.shutdown()
