@@ -106,6 +106,8 @@ class Trainer:
         metrics.update(ray.get(self.cluster.grader.metrics.remote()))
         metrics["reward/accuracy"] = accuracy(rollout.groups + rollout.filtered)
         metrics["sampling/stale_dropped"] = float(len(rollout.groups) - len(fresh))
+        metrics["data/skipped_rows"] = float(self.cluster.data_stats.skipped_rows)
+        metrics["data/too_long_prompts"] = float(self.cluster.data_stats.too_long_prompts)
         metrics["timing_s/learn"] = learn_end - learn_start
         return metrics
 

@@ -92,6 +92,7 @@ def assert_finite_metrics(run_dir: Path) -> list[dict]:
         "etr/eps_high_mean", "etr/eps_low_p10", "etr/phi_mean", "etr/psi_mean", "critic/score/mean",
         "reward/accuracy", "response_length/mean", "sampling/filtered_groups", "sampling/refill_prompts",
         "timing_s/gen", "timing_s/learn", "timing_s/sync", "perf/tokens_per_s", "perf/weight_sync_gbps",
+        "data/skipped_rows", "reward/grader_items_per_s",
     ]  # fmt: skip
     for row in rows:
         missing = [name for name in required if name not in row]
