@@ -57,6 +57,20 @@ class CheckpointManager:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def find_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(run folder, checkpoint folder) from a run folder, its checkpoints/ folder or one step_<N> folder."""
+    path = Path(path).resolve()
+    if (path / "driver_state.json").is_file():
+        return path.parents[1], path
+    run_dir = path.parent if path.name == "checkpoints" else path
+    latest = (
+        CheckpointManager(run_dir / "checkpoints").latest() if (run_dir / "checkpoints").is_dir() else None
+    )
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint under {path}: expected a run folder with checkpoints/latest")
+    return run_dir, latest
+
+
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as f:

@@ -9,22 +9,8 @@ from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from etr_dist.config.compose import validate_choices
-from etr_dist.driver.checkpoint import CheckpointManager
+from etr_dist.driver.checkpoint import find_checkpoint
 from etr_dist.models import resolve_model_path
-
-
-def find_checkpoint(path: Path) -> tuple[Path, Path]:
-    """(run folder, checkpoint folder) from a run folder, its checkpoints/ folder or one step_<N> folder."""
-    path = Path(path).resolve()
-    if (path / "driver_state.json").is_file():
-        return path.parents[1], path
-    run_dir = path.parent if path.name == "checkpoints" else path
-    latest = (
-        CheckpointManager(run_dir / "checkpoints").latest() if (run_dir / "checkpoints").is_dir() else None
-    )
-    if latest is None:
-        raise FileNotFoundError(f"no checkpoint under {path}: expected a run folder with checkpoints/latest")
-    return run_dir, latest
 
 
 def export_hf(path: str | Path, out_dir: str | Path) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from etr_dist.config.schema import TrainerConfig
-from etr_dist.driver.checkpoint import LATEST
+from etr_dist.driver.checkpoint import LATEST, find_checkpoint
 
 
 def find_resumable_run(trainer: TrainerConfig) -> Path | None:
@@ -26,10 +26,7 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
     if trainer.resume == "auto":
         run_dir = find_resumable_run(trainer)
     elif trainer.resume != "never":
-        checkpoint = Path(trainer.resume)
-        if not checkpoint.exists():
-            raise FileNotFoundError(f"trainer.resume={trainer.resume}: no such checkpoint")
-        run_dir = checkpoint.resolve().parents[1] if checkpoint.name != "checkpoints" else checkpoint.parent
+        run_dir, _ = find_checkpoint(Path(trainer.resume))
     if run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = (

@@ -10,7 +10,7 @@ from pathlib import Path
 import ray
 from omegaconf import DictConfig
 
-from etr_dist.driver.checkpoint import CheckpointManager
+from etr_dist.driver.checkpoint import CheckpointManager, find_checkpoint
 from etr_dist.driver.cluster import Cluster
 from etr_dist.driver.collector import RolloutCollector, RolloutProducer, StepRollout
 from etr_dist.driver.evaluate import evaluate
@@ -137,9 +137,10 @@ class Trainer:
         self.checkpoints.commit(step, state)
 
     def _restore(self) -> int:
-        if self.cfg.trainer.resume == "never":
+        resume = self.cfg.trainer.resume
+        if resume == "never":
             return 0
-        folder = self.checkpoints.latest()
+        folder = self.checkpoints.latest() if resume == "auto" else find_checkpoint(Path(resume))[1]
         if folder is None:
             return 0
         state = CheckpointManager.driver_state(folder)

@@ -1,5 +1,7 @@
+import pytest
+
 from etr_dist.cli import main
-from etr_dist.driver.export import find_checkpoint
+from etr_dist.driver.checkpoint import find_checkpoint
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
@@ -16,3 +18,19 @@ def test_find_checkpoint_accepts_run_checkpoints_or_step_folder(tmp_path):
     assert find_checkpoint(run) == (run.resolve(), step_dir.resolve())
     assert find_checkpoint(run / "checkpoints") == (run.resolve(), step_dir.resolve())
     assert find_checkpoint(step_dir) == (run.resolve(), step_dir.resolve())
+
+
+def test_resume_from_a_checkpoint_path_reuses_its_run_folder(tmp_path):
+    from etr_dist.config import compose_config
+    from etr_dist.driver.checkpoint import CheckpointManager
+    from etr_dist.driver.run_dir import prepare_run_dir
+
+    run = tmp_path / "run"
+    CheckpointManager(run / "checkpoints").commit(2, {"step": 2})
+    cfg = compose_config(
+        [f"trainer.resume={run / 'checkpoints' / 'step_2'}", f"trainer.output_dir={tmp_path}"]
+    )
+    assert prepare_run_dir(cfg) == run.resolve()
+    missing = compose_config([f"trainer.resume={tmp_path / 'nowhere'}"])
+    with pytest.raises(FileNotFoundError, match="no checkpoint under"):
+        prepare_run_dir(missing)
