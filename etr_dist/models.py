@@ -17,7 +17,7 @@ from etr_dist.registry import Registry
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # name -> resolver(cfg) returning the model's folder.
-MODEL_SOURCES: Registry[Callable[[ModelConfig], Path]] = Registry("model source")
+MODEL_SOURCES: Registry[Callable[[ModelConfig], Path]] = Registry("model source", config_key="model.source")
 
 
 def resolve_model_path(cfg: ModelConfig) -> Path:

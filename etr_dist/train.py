@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from etr_dist.config import ConfigError, compose_config
+from etr_dist.config import ConfigError, compose_config, to_dataclass
+from etr_dist.config.checks import inert_trust_region_warning
 from etr_dist.driver.run_dir import prepare_run_dir
 
 
@@ -23,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"etr_dist: config error: {err}", file=sys.stderr)
         return 2
+    warning = inert_trust_region_warning(to_dataclass(cfg))
+    if warning:
+        print(f"etr_dist: warning: {warning}", file=sys.stderr, flush=True)
     if cfg.reward.fn:
         from etr_dist.reward.custom import load_reward_fn
 

@@ -99,8 +99,10 @@ def test_ray_job_submit_runs_two_steps_and_writes_the_run_folder(ray_head, tmp_p
     scalars = set(events.Tags()["scalars"])
     expected = {
         "actor/pg_loss", "actor/pg_clipfrac", "actor/pg_clipfrac_upper", "actor/pg_clipfrac_lower",
-        "actor/ppo_kl", "actor/entropy", "etr/eps_high_mean", "etr/eps_high_p10", "etr/eps_high_p90",
-        "etr/eps_low_mean", "etr/eps_low_p10", "etr/eps_low_p90", "etr/phi_mean", "etr/psi_mean",
+        "actor/pg_clipfrac_dual", "actor/ppo_kl", "actor/entropy", "actor/ppo_mini_batches",
+        "etr/eps_high_mean", "etr/eps_high_p10", "etr/eps_high_p90", "etr/eps_low_mean", "etr/eps_low_p10",
+        "etr/eps_low_p90", "etr/eps_high_active_mean", "etr/eps_low_active_mean", "etr/phi_mean",
+        "etr/psi_mean", "etr/W_high", "etr/W_low", "etr/clamped_frac",
         "critic/score/mean", "reward/accuracy", "response_length/mean", "response_length/max",
         "response_length/clip_ratio", "sampling/filtered_groups", "sampling/refill_prompts",
         "sampling/staleness_mean", "timing_s/gen", "timing_s/grade", "timing_s/learn", "timing_s/sync",

@@ -2,10 +2,10 @@
 
 from etr_dist.algos.advantages import compute_advantages
 from etr_dist.algos.aggregation import aggregate_loss, aggregation_norm
-from etr_dist.algos.etr import advantage_rms, elastic_bounds
+from etr_dist.algos.etr import ElasticBounds, elastic_bounds
 from etr_dist.algos.kl import kl_penalty
 from etr_dist.algos.logits import entropy_from_logits, logprobs_from_logits
-from etr_dist.algos.policy_losses import compute_policy_loss
+from etr_dist.algos.policy_losses import PolicyLoss, compute_policy_loss
 from etr_dist.algos.registries import (
     ADVANTAGES,
     AGGREGATIONS,
@@ -22,7 +22,8 @@ __all__ = [
     "AGGREGATIONS",
     "KL_ESTIMATORS",
     "POLICY_LOSSES",
-    "advantage_rms",
+    "ElasticBounds",
+    "PolicyLoss",
     "aggregate_loss",
     "aggregation_norm",
     "compute_advantages",

@@ -64,7 +64,8 @@ def rloo_advantage(rewards: Tensor, stats: GroupStats) -> Tensor:
     return rewards - leave_one_out_mean
 
 
-def _check_inputs(rewards: Tensor, group_ids: Tensor, reward_range: tuple[float, float]) -> None:
+def check_reward_inputs(rewards: Tensor, group_ids: Tensor, reward_range: tuple[float, float]) -> None:
+    """[N] rewards and group ids, finite, inside reward_range (else v_q would leave [0, 1])."""
     if rewards.dim() != 1 or group_ids.shape != rewards.shape:
         raise ValueError(
             f"rewards and group_ids must both be [N]; got {tuple(rewards.shape)} and {tuple(group_ids.shape)}"
@@ -90,7 +91,7 @@ def compute_advantages(
 ) -> tuple[Tensor, Tensor]:
     """Advantages [N] and v_q [N] in [0, 1]; a group whose rewards are all equal gets exactly 0 advantage."""
     estimate = ADVANTAGES.get(estimator)
-    _check_inputs(rewards, group_ids, reward_range)
+    check_reward_inputs(rewards, group_ids, reward_range)
     out_dtype = rewards.dtype if rewards.is_floating_point() else torch.get_default_dtype()
     rewards = rewards.to(torch.float64)
     stats = group_stats(rewards, group_ids, unbiased_std)

@@ -6,6 +6,8 @@ from torch import Tensor
 
 from etr_dist.algos.registries import KL_ESTIMATORS, register_kl_estimator
 
+K3_LOG_RATIO_LIMIT = 20.0  # exp(20) = 5e8: k3 stays finite in float32 for any pair of log-probs
+
 
 @register_kl_estimator("k1")
 def kl_k1(log_prob: Tensor, ref_log_prob: Tensor) -> Tensor:
@@ -21,8 +23,8 @@ def kl_k2(log_prob: Tensor, ref_log_prob: Tensor) -> Tensor:
 
 @register_kl_estimator("k3")
 def kl_k3(log_prob: Tensor, ref_log_prob: Tensor) -> Tensor:
-    """k3 = pi_ref/pi - log(pi_ref/pi) - 1   (unbiased, low variance, >= 0)"""
-    log_ref_ratio = ref_log_prob - log_prob
+    """k3 = pi_ref/pi - log(pi_ref/pi) - 1   (unbiased, low variance, >= 0); log-ratio clamped to [-20, 20]"""
+    log_ref_ratio = (ref_log_prob - log_prob).clamp(-K3_LOG_RATIO_LIMIT, K3_LOG_RATIO_LIMIT)
     return log_ref_ratio.exp() - log_ref_ratio - 1
 
 

@@ -22,9 +22,16 @@ def _token_logprob(logits: Tensor, labels: Tensor, temperature: float) -> Tensor
 
 
 def _token_entropy(logits: Tensor, temperature: float) -> Tensor:
-    """H = -sum_v p_v log p_v with p = softmax(z / tau)   [C, V] -> [C]"""
+    """H = -sum_v p_v log p_v with p = softmax(z / tau)   [C, V] -> [C]
+
+    A -inf logit (a masked token) has p = 0 and adds 0: it is masked out of the sum, so neither the value nor
+    the gradient sees 0 * -inf.
+    """
     log_p = torch.log_softmax(logits.float() / temperature, dim=-1)
-    return -(log_p.exp() * log_p).sum(-1)
+    finite = torch.isfinite(log_p)
+    log_p = torch.where(finite, log_p, torch.zeros_like(log_p))
+    p = torch.where(finite, log_p.exp(), torch.zeros_like(log_p))
+    return -(p * log_p).sum(-1)
 
 
 def _chunked(

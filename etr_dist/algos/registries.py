@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from etr_dist.registry import Registry
 
-ADVANTAGES: Registry = Registry("advantage estimator")
-POLICY_LOSSES: Registry = Registry("policy loss")
-AGGREGATIONS: Registry = Registry("loss aggregation")
-KL_ESTIMATORS: Registry = Registry("KL estimator")
+ADVANTAGES: Registry = Registry("advantage estimator", config_key="algorithm.adv_estimator")
+POLICY_LOSSES: Registry = Registry("policy loss", config_key="algorithm.name")
+AGGREGATIONS: Registry = Registry("loss aggregation", config_key="algorithm.loss_agg_mode")
+KL_ESTIMATORS: Registry = Registry("KL estimator", config_key="algorithm.kl_estimator")
 
 register_advantage = ADVANTAGES.register
 register_policy_loss = POLICY_LOSSES.register

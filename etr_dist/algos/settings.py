@@ -1,28 +1,18 @@
-"""Read the `algorithm` config node (dict, OmegaConf node or dataclass) into typed loss settings."""
+"""Read the `algorithm` config node (dict, OmegaConf node or dataclass) into a checked AlgorithmConfig."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from etr_dist.config.compose import CHOICES
+from omegaconf import DictConfig, OmegaConf
+
+from etr_dist.config.checks import ConfigError, check_algorithm
 from etr_dist.config.schema import AlgorithmConfig, EtrConfig
 
 _ALGORITHM_KEYS = {f.name for f in dataclasses.fields(AlgorithmConfig)}
 _ETR_KEYS = {f.name for f in dataclasses.fields(EtrConfig)}
-
-
-@dataclass(frozen=True)
-class LossSettings:
-    """clip_ratio_low/high are None when the config does not set them: each loss then uses its own default."""
-
-    clip_ratio_low: float | None = None
-    clip_ratio_high: float | None = None
-    clip_ratio_c: float | None = AlgorithmConfig.clip_ratio_c
-    loss_agg_mode: str = AlgorithmConfig.loss_agg_mode
-    etr: EtrConfig = field(default_factory=EtrConfig)
 
 
 def _as_dict(node: Any, where: str) -> dict[str, Any]:
@@ -30,6 +20,8 @@ def _as_dict(node: Any, where: str) -> dict[str, Any]:
         return {}
     if dataclasses.is_dataclass(node) and not isinstance(node, type):
         return {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
     if isinstance(node, Mapping):
         return {str(key): node[key] for key in node}
     raise TypeError(f"{where} must be a dict, an OmegaConf node or a dataclass, got {type(node).__name__}")
@@ -38,27 +30,31 @@ def _as_dict(node: Any, where: str) -> dict[str, Any]:
 def _reject_unknown(given: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(given) - known)
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
+        raise ConfigError(f"unknown key(s) {unknown} in {where}; known: {sorted(known)}")
 
 
-def read_loss_settings(config: Any) -> LossSettings:
-    """Missing keys take the spec's defaults; unknown keys and invalid values raise, naming the key."""
-    algorithm = _as_dict(config, "algorithm config")
-    _reject_unknown(algorithm, _ALGORITHM_KEYS, "algorithm config")
-    etr_given = _as_dict(algorithm.get("etr"), "algorithm.etr")
-    _reject_unknown(etr_given, _ETR_KEYS, "algorithm.etr")
-    etr = dataclasses.replace(EtrConfig(), **etr_given)
-    for key in ("macro_mode", "side"):
-        allowed = CHOICES[f"algorithm.etr.{key}"]
-        if getattr(etr, key) not in allowed:
-            raise ValueError(f"algorithm.etr.{key} must be one of {allowed}, got {getattr(etr, key)!r}")
-    clip_ratio_c = algorithm.get("clip_ratio_c", LossSettings.clip_ratio_c)
-    if clip_ratio_c is not None and clip_ratio_c <= 1.0:
-        raise ValueError(f"algorithm.clip_ratio_c must be > 1 (or null = off), got {clip_ratio_c}")
-    return LossSettings(
-        clip_ratio_low=algorithm.get("clip_ratio_low"),
-        clip_ratio_high=algorithm.get("clip_ratio_high"),
-        clip_ratio_c=clip_ratio_c,
-        loss_agg_mode=algorithm.get("loss_agg_mode", LossSettings.loss_agg_mode),
-        etr=etr,
-    )
+def read_algorithm_config(config: Any, loss_mode: str | None = None) -> AlgorithmConfig:
+    """Missing keys take the schema's defaults (clip ranges: None = the loss's own); bad keys or values raise.
+
+    The same node gives the same AlgorithmConfig whichever form it comes in. loss_mode, when given, is the
+    loss the config is read for: it replaces `name`, so the rules that depend on the loss check that one.
+    """
+    if isinstance(config, AlgorithmConfig):
+        algorithm = config
+    else:
+        given = _as_dict(config, "algorithm config")
+        _reject_unknown(given, _ALGORITHM_KEYS, "algorithm config")
+        etr_given = _as_dict(given.pop("etr", None), "algorithm.etr")
+        _reject_unknown(etr_given, _ETR_KEYS, "algorithm.etr")
+        algorithm = AlgorithmConfig(**given, etr=EtrConfig(**etr_given))
+    if loss_mode is not None and loss_mode != algorithm.name:
+        algorithm = dataclasses.replace(algorithm, name=loss_mode)
+    check_algorithm(algorithm)
+    return algorithm
+
+
+def clip_range(algorithm: AlgorithmConfig, default_low: float, default_high: float) -> tuple[float, float]:
+    """(eps_low, eps_high): the config's clip_ratio_low/high where set, else the loss's own defaults."""
+    low = default_low if algorithm.clip_ratio_low is None else algorithm.clip_ratio_low
+    high = default_high if algorithm.clip_ratio_high is None else algorithm.clip_ratio_high
+    return low, high

@@ -16,31 +16,11 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
+from etr_dist.config.checks import ConfigError, check_root
 from etr_dist.config.schema import RootConfig
+from etr_dist.registry import registered_names
 
 SCHEMA_NAME = "etr_dist_schema"
-
-# String options whose valid values are fixed by this layer (registry names are checked by their registries).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "algorithm.adv_estimator": ("grpo", "dr_grpo", "rloo"),
-    "algorithm.name": ("grpo", "clip_higher", "gspo", "etr"),
-    "algorithm.loss_agg_mode": (
-        "token-mean",
-        "seq-mean-token-mean",
-        "seq-mean-token-sum",
-        "seq-mean-token-sum-norm",
-    ),
-    "algorithm.kl_estimator": ("k1", "k2", "k3"),
-    "algorithm.etr.macro_mode": ("clip", "weight"),
-    "algorithm.etr.side": ("both", "upper"),
-    "model.source": ("tiny", "smollm2", "hf"),
-    "model.dtype": ("float32", "bfloat16", "float16"),
-    "data.source": ("arithmetic", "gsm_symbolic", "jsonl", "parquet"),
-    "rollout.engine": ("hf", "vllm"),
-    "learner.backend": ("auto", "gloo", "nccl"),
-    "sync.transport": ("object_store", "nccl"),
-}
-
 
 # Keys that must be set when another key takes a value: (key, value) -> required key.
 REQUIRED_WHEN: dict[tuple[str, str], str] = {
@@ -48,10 +28,6 @@ REQUIRED_WHEN: dict[tuple[str, str], str] = {
     ("data.source", "jsonl"): "data.train_path",
     ("data.source", "parquet"): "data.train_path",
 }
-
-
-class ConfigError(ValueError):
-    """A config key, value or override is wrong; the message names it."""
 
 
 def default_config_dir() -> Path:
@@ -113,11 +89,16 @@ def _reject_unknown_keys(cfg: DictConfig, known: list[str]) -> None:
         raise ConfigError(f"unknown config key '{unknown[0]}'{_suggest(unknown[0], known)}")
 
 
-def validate_choices(cfg: DictConfig) -> None:
-    for key, allowed in CHOICES.items():
+def validate_registered_names(cfg: DictConfig) -> None:
+    """Each registry-backed key (algorithm.name, rollout.engine, ...) names a variant its registry holds."""
+    try:
+        known = registered_names(cfg.plugins)
+    except ImportError as err:
+        raise ConfigError(str(err)) from None
+    for key, names in known.items():
         value = OmegaConf.select(cfg, key)
-        if value not in allowed:
-            raise ConfigError(f"bad value for config key '{key}': {value!r} is not one of {list(allowed)}")
+        if value not in names:
+            raise ConfigError(f"bad value for config key '{key}': {value!r} is not one of {names}")
 
 
 def validate_required(cfg: DictConfig) -> None:
@@ -159,9 +140,11 @@ def compose_config(overrides: list[str] | None = None, config_dir: str | Path | 
         GlobalHydra.instance().clear()
     _reject_unknown_keys(cfg, known)
     validate_required(cfg)
-    validate_choices(cfg)
+    check_root(to_dataclass(cfg))  # value checks first: they need no imports
+    validate_registered_names(cfg)
     return cfg
 
 
 def to_dataclass(cfg: DictConfig) -> RootConfig:
+    """The typed tree: each role takes its own node of it (cfg.learner, cfg.algorithm, ...)."""
     return OmegaConf.to_object(cfg)

@@ -8,26 +8,28 @@ from typing import Optional
 
 @dataclass
 class EtrConfig:
-    lambda_micro: float = 0.5
-    lambda_macro: float = 0.5
-    phi_min: float = 0.5
-    phi_max: float = 2.0
-    eps_min: float = 0.05
-    eps_max: float = 0.5
-    eps_low_base: float = 0.2
-    eps_high_base: float = 0.28
-    micro: bool = True
-    macro: bool = True
-    macro_mode: str = "clip"  # clip | weight
-    side: str = "both"  # both | upper
+    """ETR v2's knobs (docs/algorithms.md); checked by etr_dist.config.checks.check_algorithm."""
+
+    lambda_micro: float = 1.0  # exponent of u_i = |z_i| / s in the micro factor phi_i
+    lambda_macro: float = 0.5  # exponent of v_q in the macro factor psi_q
+    phi_min: float = 0.25
+    phi_max: float = 4.0
+    eps_min: float = 0.02  # hard range of every elastic bound
+    eps_max: float = 0.6
+    eps_low_base: float = 0.2  # the per-side budget: mean lower bound over responses with z < 0
+    eps_high_base: float = 0.28  # mean upper bound over responses with z > 0
+    micro: bool = True  # ablation: false sets phi_i = 1
+    macro: bool = True  # ablation: false sets psi_q = 1
+    budget: str = "preserve"  # preserve (per-side mean = base) | absolute (ablation: b_i = w_i)
+    side: str = "both"  # both | upper (only the upper bound is elastic)
 
 
 @dataclass
 class AlgorithmConfig:
-    name: str = "etr"  # policy-loss registry name: grpo | clip_higher | gspo | etr
-    adv_estimator: str = "grpo"  # grpo | dr_grpo | rloo
-    clip_ratio_low: float = 0.2
-    clip_ratio_high: float = 0.28
+    name: str = "etr"  # policy-loss registry name (etr_dist.algos.POLICY_LOSSES)
+    adv_estimator: str = "grpo"  # advantage registry name (ADVANTAGES)
+    clip_ratio_low: Optional[float] = None  # None: the loss's own default (each loss's one home)
+    clip_ratio_high: Optional[float] = None
     clip_ratio_c: Optional[float] = 3.0
     loss_agg_mode: str = "token-mean"
     unbiased_std: bool = False
@@ -100,7 +102,7 @@ class LearnerConfig:
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0
     micro_batch_size: int = 8
-    ppo_mini_batches: int = 1  # optimizer steps per train step, each on 1/ppo_mini_batches of the batch
+    ppo_mini_batches: int = 4  # optimizer steps per epoch, each on 1/ppo_mini_batches of the batch's groups
     ppo_epochs: int = 1  # passes over the batch per train step
     logprob_chunk_size: int = 1024
     use_reference: bool = False
@@ -164,6 +166,8 @@ class TrainerConfig:
 
 @dataclass
 class RootConfig:
+    # modules imported at start by the driver and every Ray actor, e.g. to register a policy loss
+    plugins: list[str] = field(default_factory=list)
     algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -27,7 +27,7 @@ Splits = tuple[list[Prompt], list[Prompt]]
 SourceLoader = Callable[[DataConfig, DataStats], Splits]
 
 # name -> loader(cfg, stats) returning disjoint (train, eval) prompts.
-DATA_SOURCES: Registry[SourceLoader] = Registry("data source")
+DATA_SOURCES: Registry[SourceLoader] = Registry("data source", config_key="data.source")
 
 
 def make_prompt(cfg: DataConfig, split: str, index: int, question: str, answer: str) -> Prompt:

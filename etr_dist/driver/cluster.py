@@ -10,12 +10,14 @@ import ray
 from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
+from etr_dist.config import to_dataclass
 from etr_dist.config.schema import ClusterConfig
 from etr_dist.data.loading import encode_prompts, load_prompts
 from etr_dist.data.prompts import DataStats
 from etr_dist.data.records import Prompt
 from etr_dist.data.stream import PromptStream
 from etr_dist.learner.group import LearnerGroup
+from etr_dist.learner.policy_learner import LearnerSetup
 from etr_dist.models import resolve_model_path
 from etr_dist.reward.ray_grader import create_grader_actor
 from etr_dist.rollout.engine import SamplingSpec
@@ -66,8 +68,8 @@ def build_cluster(cfg: DictConfig) -> Cluster:
     logger.info("data: %d train prompts, %d held-out prompts", len(train), len(held_out))
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     grader = create_grader_actor(cfg.reward)
-    workers = create_rollout_actors(model_path, cfg.rollout, cfg.model.dtype)
-    learner = LearnerGroup(cfg, model_path)
+    workers = create_rollout_actors(model_path, cfg.rollout, cfg.model.dtype, tuple(cfg.plugins))
+    learner = LearnerGroup(LearnerSetup.from_config(to_dataclass(cfg), model_path), cfg.sync)
     return Cluster(
         learner=learner,
         rollout_workers=workers,

@@ -8,7 +8,6 @@ from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoin
 from omegaconf import OmegaConf
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from etr_dist.config.compose import validate_choices
 from etr_dist.driver.checkpoint import find_checkpoint
 from etr_dist.models import resolve_model_path
 
@@ -16,7 +15,6 @@ from etr_dist.models import resolve_model_path
 def export_hf(path: str | Path, out_dir: str | Path) -> Path:
     run_dir, checkpoint = find_checkpoint(Path(path))
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    validate_choices(cfg)
     base = resolve_model_path(cfg.model)
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint / "learner"))
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base))

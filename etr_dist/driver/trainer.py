@@ -10,6 +10,7 @@ from pathlib import Path
 import ray
 from omegaconf import DictConfig
 
+from etr_dist.config import to_dataclass
 from etr_dist.driver.checkpoint import CheckpointManager, find_checkpoint
 from etr_dist.driver.cluster import Cluster
 from etr_dist.driver.collector import RolloutCollector, RolloutProducer, StepRollout
@@ -28,6 +29,7 @@ class Trainer:
         on_step_end: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.algorithm = to_dataclass(cfg).algorithm  # checked once; every step's batch is built with it
         self.on_step_end = on_step_end  # called after each step's weight sync, e.g. to inspect the workers
         self.run_dir = Path(run_dir)
         self.cluster = cluster
@@ -89,11 +91,11 @@ class Trainer:
         batch = build_train_batch(
             fresh,
             self.cluster.pad_token_id,
-            self.cfg.algorithm,
+            self.algorithm,
             max_response_len=self.cfg.rollout.max_new_tokens,
         )
         learn_start = time.time()
-        metrics = dict(self.cluster.learner.train_step(batch))
+        metrics = {**batch.metrics, **self.cluster.learner.train_step(batch, step)}
         learn_end = time.time()
         sync = self._sync(step + 1)
         self._producer.set_synced_version(step + 1)

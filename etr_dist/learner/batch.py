@@ -1,6 +1,6 @@
 """The learner's train batch: graded groups -> padded tensors, sharded over ranks and cut into micro-batches.
 
-Everything that must be the same for the whole step (adv_rms, each PPO mini-batch's loss normaliser, the
+Everything that must be the same for the whole step (ETR's bounds, each PPO mini-batch's loss normaliser, the
 micro-batch count per mini-batch) is computed here on the whole batch before sharding and travels with each
 shard, so the loss and its gradient do not depend on the number of ranks or micro-batches.
 """
@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
-from etr_dist.algos import advantage_rms, aggregation_norm, compute_advantages
+from etr_dist.algos import aggregation_norm, compute_advantages, elastic_bounds
+from etr_dist.config.schema import AlgorithmConfig
 from etr_dist.data.records import Group
 
 ROW_FIELDS = (
@@ -26,6 +27,9 @@ ROW_FIELDS = (
     "rollout_logprobs",
     "advantages",
     "group_var_norm",
+    "eps_low",
+    "eps_high",
+    "group_index",
     "policy_version",
 )
 
@@ -50,11 +54,14 @@ class TrainBatch:
     rollout_logprobs: Tensor  # [N, T] float, the engine's log-prob of each sampled token
     advantages: Tensor  # [N]
     group_var_norm: Tensor  # [N] v_q of each response's group
+    eps_low: Tensor  # [N] ETR's elastic lower bound of each response (zeros for static-clip losses)
+    eps_high: Tensor  # [N] ETR's elastic upper bound
+    group_index: Tensor  # [N] long: which group of the step the response belongs to
     policy_version: Tensor  # [N] long, the policy that generated the response
-    adv_rms: float  # rms of the step batch's non-zero advantages (ETR's scale)
     loss_agg_mode: str
     max_response_len: int  # Dr.GRPO's constant length
     mini_batches: tuple[MiniBatchInfo, ...]
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)  # step-batch metrics (etr/*)
 
     @property
     def num_rows(self) -> int:
@@ -118,9 +125,9 @@ def _check_group(group: Group) -> None:
 
 
 def build_train_batch(
-    groups: list[Group], pad_token_id: int, algorithm_cfg: Any, max_response_len: int | None = None
+    groups: list[Group], pad_token_id: int, algorithm: AlgorithmConfig, max_response_len: int | None = None
 ) -> TrainBatch:
-    """Pad the groups' prompt+response rows and compute advantages, v_q and the step-wide normalisers.
+    """Pad the groups' prompt+response rows; advantages, v_q, ETR's bounds and the normaliser of the step.
 
     max_response_len: the generation budget (rollout.max_new_tokens) for Dr.GRPO's normaliser; default the
     longest response.
@@ -150,14 +157,17 @@ def build_train_batch(
         rollout_logprobs[i, : len(completion.logprobs)] = torch.tensor(completion.logprobs)
     rewards = torch.tensor([r for g in groups for r in g.rewards], dtype=torch.float32)
     group_ids = torch.tensor([gi for gi, g in enumerate(groups) for _ in g.completions], dtype=torch.long)
+    reward_range = tuple(algorithm.reward_range)
     advantages, group_var_norm = compute_advantages(
-        algorithm_cfg.adv_estimator,
-        rewards,
-        group_ids,
-        reward_range=tuple(algorithm_cfg.reward_range),
-        unbiased_std=algorithm_cfg.unbiased_std,
+        algorithm.adv_estimator, rewards, group_ids, reward_range, algorithm.unbiased_std
     )
-    loss_norm = _loss_norm(response_mask, algorithm_cfg.loss_agg_mode, max_response_len)
+    eps_low = eps_high = torch.zeros(n)
+    metrics: dict[str, float] = {}
+    if algorithm.name == "etr":
+        lengths = response_mask.sum(-1).long()
+        bounds = elastic_bounds(rewards, group_ids, lengths, algorithm, reward_range)
+        eps_low, eps_high, metrics = bounds.eps_low, bounds.eps_high, bounds.metrics
+    loss_norm = _loss_norm(response_mask, algorithm.loss_agg_mode, max_response_len)
     return TrainBatch(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -166,11 +176,14 @@ def build_train_batch(
         rollout_logprobs=rollout_logprobs,
         advantages=advantages,
         group_var_norm=group_var_norm,
+        eps_low=eps_low,
+        eps_high=eps_high,
+        group_index=group_ids,
         policy_version=torch.tensor([c.policy_version for _, c in rows], dtype=torch.long),
-        adv_rms=advantage_rms(advantages),
-        loss_agg_mode=algorithm_cfg.loss_agg_mode,
+        loss_agg_mode=algorithm.loss_agg_mode,
         max_response_len=max_response_len,
         mini_batches=(MiniBatchInfo(rows=n, max_rows=n, loss_norm=loss_norm),),
+        metrics=metrics,
     )
 
 
@@ -179,8 +192,25 @@ def _loss_norm(response_mask: Tensor, mode: str, max_response_len: int) -> float
     return max(aggregation_norm(response_mask, mode, max_response_len), 1.0)
 
 
-def shard_batch(batch: TrainBatch, num_ranks: int, num_mini_batches: int = 1) -> list[TrainBatch]:
-    """Cut the step batch into PPO mini-batches, each mini-batch into one contiguous part per rank.
+def mini_batch_rows(batch: TrainBatch, num_ranks: int, num_mini_batches: int, seed: int) -> list[Tensor]:
+    """Row indices of each PPO mini-batch: whole groups, in an order drawn by a seeded permutation.
+
+    Fewer mini-batches than asked when the step has too few groups or rows to give every rank a row of each.
+    """
+    groups = torch.unique(batch.group_index)  # [Q]
+    order = groups[torch.randperm(len(groups), generator=torch.Generator().manual_seed(seed))]
+    for count in range(min(num_mini_batches, len(groups)), 0, -1):
+        minis = [order[part] for part in split_rows(len(order), count)]
+        rows = [torch.nonzero(torch.isin(batch.group_index, mini)).squeeze(-1) for mini in minis]
+        if all(len(r) >= num_ranks for r in rows):
+            return rows
+    raise ValueError(f"a batch of {batch.num_rows} rows cannot give each of {num_ranks} ranks a row")
+
+
+def shard_batch(
+    batch: TrainBatch, num_ranks: int, num_mini_batches: int = 1, seed: int = 0
+) -> list[TrainBatch]:
+    """Cut the step batch into PPO mini-batches (mini_batch_rows), each into one contiguous part per rank.
 
     Rank r's shard holds its part of every mini-batch, so a mini-batch is the same rows whatever num_ranks.
     """
@@ -188,19 +218,14 @@ def shard_batch(batch: TrainBatch, num_ranks: int, num_mini_batches: int = 1) ->
         raise ValueError("shard_batch takes a whole step batch (from build_train_batch), not a shard of one")
     if num_ranks < 1 or num_mini_batches < 1:
         raise ValueError(f"num_ranks ({num_ranks}) and num_mini_batches ({num_mini_batches}) must be >= 1")
-    if batch.num_rows < num_ranks * num_mini_batches:
-        raise ValueError(
-            f"a batch of {batch.num_rows} rows cannot give each of {num_ranks} ranks a row of each of "
-            f"{num_mini_batches} mini-batches"
-        )
     rank_rows: list[list[Tensor]] = [[] for _ in range(num_ranks)]
     rank_infos: list[list[MiniBatchInfo]] = [[] for _ in range(num_ranks)]
-    for mini in split_rows(batch.num_rows, num_mini_batches):
+    for mini in mini_batch_rows(batch, num_ranks, num_mini_batches, seed):
         norm = _loss_norm(batch.response_mask[mini], batch.loss_agg_mode, batch.max_response_len)
-        parts = split_rows(mini.stop - mini.start, num_ranks)
+        parts = split_rows(len(mini), num_ranks)
         max_rows = max(part.stop - part.start for part in parts)
         for rank, part in enumerate(parts):
-            rank_rows[rank].append(torch.arange(mini.start + part.start, mini.start + part.stop))
+            rank_rows[rank].append(mini[part])
             rank_infos[rank].append(MiniBatchInfo(part.stop - part.start, max_rows, norm))
     return [
         batch.rows(torch.cat(rows), tuple(infos)) for rows, infos in zip(rank_rows, rank_infos, strict=True)

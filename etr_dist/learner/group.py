@@ -6,13 +6,14 @@ import os
 import socket
 import warnings
 from pathlib import Path
-from statistics import fmean
 from typing import Any
 
 import ray
 
+from etr_dist.config.schema import SyncConfig
 from etr_dist.learner.batch import TrainBatch, shard_batch
-from etr_dist.learner.policy_learner import PolicyLearner
+from etr_dist.learner.metrics import RankMetrics, combine_ranks
+from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
 from etr_dist.sync.broadcast import BACKEND_FOR_DEVICE, WeightGroup, join_group
 from etr_dist.sync.transports import TRANSPORTS
 
@@ -36,7 +37,7 @@ class LearnerActor:
         return ray.util.get_node_ip_address(), free_port()
 
     def setup(
-        self, model_path: str, cfg: Any, rank: int, world_size: int, master_addr: str, master_port: int
+        self, setup: LearnerSetup, rank: int, world_size: int, master_addr: str, master_port: int
     ) -> None:
         # Ray gives each rank its own GPU (CUDA_VISIBLE_DEVICES), so the local device index is always 0
         os.environ.update(
@@ -48,9 +49,9 @@ class LearnerActor:
         )
         # DeepSpeed's ZeRO-3 collectives call torch's deprecated names on every step: one line per call.
         warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
-        self.learner = PolicyLearner(model_path, cfg, rank, world_size)
+        self.learner = PolicyLearner(setup, rank, world_size)
 
-    def train_step(self, shard: TrainBatch) -> dict[str, float]:
+    def train_step(self, shard: TrainBatch) -> RankMetrics:
         return self.learner.train_step(shard)
 
     def gathered_state_dict(self) -> dict:
@@ -83,18 +84,18 @@ class LearnerActor:
 
 
 class LearnerGroup:
-    def __init__(self, cfg: Any, model_path: str | Path) -> None:
-        learner = cfg.learner
+    def __init__(self, setup: LearnerSetup, sync: SyncConfig) -> None:
+        learner = setup.learner
         if learner.num_ranks < 1:
             raise ValueError(f"learner.num_ranks must be >= 1, got {learner.num_ranks}")
-        self.cfg = cfg
-        self.transport = TRANSPORTS.get(cfg.sync.transport)()
+        self.learner_cfg, self.sync_cfg = learner, sync
+        self.transport = TRANSPORTS.get(sync.transport)()
         actor = LearnerActor.options(num_cpus=learner.num_cpus_per_rank, num_gpus=learner.num_gpus_per_rank)
         self.actors = [actor.remote() for _ in range(learner.num_ranks)]
         master_addr, master_port = ray.get(self.actors[0].endpoint.remote())
         ray.get(
             [
-                a.setup.remote(str(model_path), cfg, rank, len(self.actors), master_addr, master_port)
+                a.setup.remote(setup, rank, len(self.actors), master_addr, master_port)
                 for rank, a in enumerate(self.actors)
             ]
         )
@@ -102,19 +103,25 @@ class LearnerGroup:
     def _all(self, method: str, *args: Any) -> list[Any]:
         return ray.get([getattr(actor, method).remote(*args) for actor in self.actors])
 
-    def train_step(self, batch: TrainBatch) -> dict[str, float]:
-        """Shard the step batch (its normalisers are already global), one put per shard; rank-mean metrics."""
-        shards = shard_batch(batch, len(self.actors), self.cfg.learner.ppo_mini_batches)
+    def train_step(self, batch: TrainBatch, step: int = 0) -> dict[str, float]:
+        """Shard the step batch (its normalisers are already global), one put per shard; metrics of all ranks.
+
+        Groups go to mini-batches by a permutation seeded with (learner.seed, step).
+        """
+        learner = self.learner_cfg
+        seed = learner.seed * 1_000_003 + step
+        shards = shard_batch(batch, len(self.actors), learner.ppo_mini_batches, seed)
         refs = [ray.put(shard) for shard in shards]
         per_rank = ray.get(
             [actor.train_step.remote(ref) for actor, ref in zip(self.actors, refs, strict=True)]
         )
-        names = sorted({name for metrics in per_rank for name in metrics})
-        return {name: fmean(metrics[name] for metrics in per_rank if name in metrics) for name in names}
+        metrics = combine_ranks(per_rank)
+        metrics["actor/ppo_mini_batches"] = float(len(shards[0].mini_batches))
+        return metrics
 
     def sync_weights(self, rollout_actors: list[Any], version: int) -> dict[str, float]:
         """Copy the weights into the rollout workers; timing_s/sync, perf/weight_sync_{bytes,gbps}."""
-        stats = self.transport.sync(self.actors, rollout_actors, self.cfg.sync.bucket_mb, version)
+        stats = self.transport.sync(self.actors, rollout_actors, self.sync_cfg.bucket_mb, version)
         return stats.as_metrics()
 
     def gathered_state_dict(self) -> dict:

@@ -5,12 +5,11 @@ Pure torch and etr_dist.algos (no DeepSpeed), so the sharding invariance is test
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import Tensor
 
-from etr_dist.algos import aggregate_loss, compute_policy_loss, kl_penalty
+from etr_dist.algos import PolicyLoss, aggregate_loss, kl_penalty
+from etr_dist.config.schema import AlgorithmConfig
 from etr_dist.learner.batch import TrainBatch
 
 # Summed over micro-batches and ranks (each micro-batch holds its share of the step loss); the rest are means.
@@ -41,45 +40,50 @@ def masked_token_mean(values: Tensor, mask: Tensor) -> float:
     return float((values.detach() * mask).sum() / mask.sum().clamp(min=1))
 
 
-def micro_batch_objective(
-    algorithm_cfg: Any,
-    micro: TrainBatch,
-    loss_norm: float,
-    log_prob: Tensor,
-    old_log_prob: Tensor,
-    token_weights: Tensor | None = None,
-    ref_log_prob: Tensor | None = None,
-    entropy: Tensor | None = None,
-) -> tuple[Tensor, dict[str, float]]:
-    """This micro-batch's share of the mini-batch loss: pg + kl_coef * kl - entropy_coef * entropy.
+class Objective:
+    """pg + kl_coef * kl - entropy_coef * entropy for one micro-batch, with the loss bound once to its config."""
 
-    Every term is aggregated with the mini-batch's global normaliser, so the shares of all micro-batches of
-    all ranks add up to the mini-batch's loss. log_prob, old_log_prob, token_weights, ref_log_prob and
-    entropy are [n, T] over the micro-batch's response tokens.
-    """
-    response_mask = micro.response_mask
-    loss, metrics = compute_policy_loss(
-        algorithm_cfg.name,
-        log_prob,
-        old_log_prob,
-        micro.advantages,
-        response_mask,
-        micro.group_var_norm,
-        algorithm_cfg,
-        adv_rms=micro.adv_rms,
-        global_norm=loss_norm,
-        token_weights=token_weights,
-    )
-    mode = algorithm_cfg.loss_agg_mode
-    if ref_log_prob is not None:
-        kl = kl_penalty(log_prob, ref_log_prob, algorithm_cfg.kl_estimator)  # [n, T]
-        kl_loss = aggregate_loss(kl, response_mask, mode, global_norm=loss_norm)
-        loss = loss + algorithm_cfg.kl_coef * kl_loss
-        metrics["actor/kl_loss"] = float(kl_loss.detach())
-    if entropy is not None:
-        metrics["actor/entropy"] = masked_token_mean(entropy, response_mask)
-        if algorithm_cfg.entropy_coef:
-            loss = loss - algorithm_cfg.entropy_coef * aggregate_loss(entropy, response_mask, mode, loss_norm)
-    if token_weights is not None:
-        metrics["actor/is_weight_mean"] = masked_token_mean(token_weights, response_mask)
-    return loss, metrics
+    def __init__(self, algorithm: AlgorithmConfig) -> None:
+        self.algorithm = algorithm
+        self.policy_loss = PolicyLoss(algorithm.name, algorithm)
+
+    def __call__(
+        self,
+        micro: TrainBatch,
+        loss_norm: float,
+        log_prob: Tensor,
+        old_log_prob: Tensor,
+        token_weights: Tensor | None = None,
+        ref_log_prob: Tensor | None = None,
+        entropy: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
+        """This micro-batch's share of the mini-batch loss, and its metrics.
+
+        Every term is aggregated with the mini-batch's global normaliser, so the shares of all micro-batches
+        of all ranks add up to the mini-batch's loss. log_prob, old_log_prob, token_weights, ref_log_prob and
+        entropy are [n, T] over the micro-batch's response tokens.
+        """
+        algorithm, response_mask = self.algorithm, micro.response_mask
+        loss, metrics = self.policy_loss(
+            log_prob,
+            old_log_prob,
+            micro.advantages,
+            response_mask,
+            micro.group_var_norm,
+            clip_bounds=(micro.eps_low, micro.eps_high),
+            token_weights=token_weights,
+            global_norm=loss_norm,
+        )
+        mode = algorithm.loss_agg_mode
+        if ref_log_prob is not None:
+            kl = kl_penalty(log_prob, ref_log_prob, algorithm.kl_estimator)  # [n, T]
+            kl_loss = aggregate_loss(kl, response_mask, mode, global_norm=loss_norm)
+            loss = loss + algorithm.kl_coef * kl_loss
+            metrics["actor/kl_loss"] = float(kl_loss.detach())
+        if entropy is not None:
+            metrics["actor/entropy"] = masked_token_mean(entropy, response_mask)
+            if algorithm.entropy_coef:
+                loss = loss - algorithm.entropy_coef * aggregate_loss(entropy, response_mask, mode, loss_norm)
+        if token_weights is not None:
+            metrics["actor/is_weight_mean"] = masked_token_mean(token_weights, response_mask)
+        return loss, metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import deepspeed
@@ -18,9 +19,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.integrations import HfDeepSpeedConfig
 
 from etr_dist.algos import entropy_from_logits, logprobs_from_logits
+from etr_dist.config.schema import AlgorithmConfig, LearnerConfig, ModelConfig, RootConfig
 from etr_dist.learner.batch import MicroBatch, TrainBatch, micro_batches, split_mini_batches
-from etr_dist.learner.metrics import StepMetrics
-from etr_dist.learner.objective import micro_batch_objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.learner.metrics import RankMetrics, StepMetrics
+from etr_dist.learner.objective import Objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.registry import import_plugins
 from etr_dist.sync.buckets import bucketize
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -47,7 +50,47 @@ def init_distributed(backend: str) -> None:
     deepspeed.init_distributed(dist_backend=backend)
 
 
-def deepspeed_config(learner_cfg: Any, model_dtype: str, world_size: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LearnerSetup:
+    """What a learner rank needs from the config tree, typed; built once where the group is built."""
+
+    model_path: str
+    model: ModelConfig
+    learner: LearnerConfig
+    algorithm: AlgorithmConfig
+    temperature: float  # rollout.temperature: log-probs describe the distribution the engine sampled
+    is_truncation: (
+        float | None
+    )  # cap of the truncated IS weight (trainer.is_truncation), None = no correction
+    plugins: tuple[str, ...] = ()
+
+    @classmethod
+    def from_config(cls, cfg: RootConfig, model_path: str) -> LearnerSetup:
+        return cls(
+            model_path=str(model_path),
+            model=cfg.model,
+            learner=cfg.learner,
+            algorithm=cfg.algorithm,
+            temperature=cfg.rollout.temperature,
+            is_truncation=cfg.trainer.is_truncation if cfg.trainer.is_correction else None,
+            plugins=tuple(cfg.plugins),
+        )
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout probabilities to 0, so the model can stay in train mode (gradient checkpointing needs it)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        for name, value in list(vars(module).items()):
+            if "dropout" in name and isinstance(value, float):
+                setattr(module, name, 0.0)
+    for name, value in model.config.to_dict().items():
+        if "dropout" in name and isinstance(value, float):
+            setattr(model.config, name, 0.0)
+
+
+def deepspeed_config(learner_cfg: LearnerConfig, model_dtype: str, world_size: int) -> dict[str, Any]:
     """ZeRO-3, plain torch AdamW; the caller owns accumulation (step() after any number of backwards)."""
     return {
         "train_micro_batch_size_per_gpu": 1,
@@ -65,34 +108,40 @@ def deepspeed_config(learner_cfg: Any, model_dtype: str, world_size: int) -> dic
 
 
 class PolicyLearner:
-    def __init__(self, model_path: str, cfg: Any, rank: int, world_size: int) -> None:
-        self.cfg, self.model_path, self.rank, self.world_size = cfg, str(model_path), rank, world_size
-        if cfg.algorithm.kl_coef > 0 and not cfg.learner.use_reference:
+    def __init__(self, setup: LearnerSetup, rank: int, world_size: int) -> None:
+        self.setup, self.rank, self.world_size = setup, rank, world_size
+        self.learner_cfg, self.model_path = setup.learner, setup.model_path
+        import_plugins(setup.plugins)
+        if setup.algorithm.kl_coef > 0 and not setup.learner.use_reference:
             raise ValueError("algorithm.kl_coef > 0 needs a reference model: set learner.use_reference=true")
-        init_distributed(resolve_backend(cfg.learner.backend))
-        torch.manual_seed(cfg.learner.seed)
-        self._ds_config = deepspeed_config(cfg.learner, cfg.model.dtype, world_size)
+        init_distributed(resolve_backend(setup.learner.backend))
+        torch.manual_seed(setup.learner.seed)
+        self.objective = Objective(setup.algorithm)
+        self._ds_config = deepspeed_config(setup.learner, setup.model.dtype, world_size)
         self.engine = self._build_policy()
-        self.reference = self._build_reference() if cfg.learner.use_reference else None
+        self.reference = self._build_reference() if setup.learner.use_reference else None
 
     def _load_model(self, ds_config: dict[str, Any]) -> torch.nn.Module:
         # transformers partitions the weights at load while this object is alive (it holds a weakref)
         self._hf_ds_config = HfDeepSpeedConfig(ds_config)
         return AutoModelForCausalLM.from_pretrained(
             self.model_path,
-            dtype=DTYPES[self.cfg.model.dtype],
-            trust_remote_code=self.cfg.model.trust_remote_code,
+            dtype=DTYPES[self.setup.model.dtype],
+            trust_remote_code=self.setup.model.trust_remote_code,
         )
 
     def _build_policy(self) -> deepspeed.DeepSpeedEngine:
         model = self._load_model(self._ds_config)
-        if self.cfg.learner.gradient_checkpointing:
+        disable_dropout(model)
+        model.train()  # dropout is 0; train mode keeps gradient checkpointing active
+        if self.learner_cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
-        learner = self.cfg.learner
+        learner = self.learner_cfg
         optimizer = torch.optim.AdamW(
             model.parameters(), lr=learner.lr, betas=tuple(learner.betas), weight_decay=learner.weight_decay
         )
         engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=self._ds_config)
+        engine.train()
         return engine
 
     def _build_reference(self) -> deepspeed.DeepSpeedEngine:
@@ -117,7 +166,7 @@ class PolicyLearner:
     def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
         logits, labels = self._response_logits(engine, micro)
         return logprobs_from_logits(
-            logits, labels, self.cfg.learner.logprob_chunk_size, self.cfg.rollout.temperature
+            logits, labels, self.learner_cfg.logprob_chunk_size, self.setup.temperature
         )
 
     @torch.no_grad()
@@ -127,42 +176,34 @@ class PolicyLearner:
         fixed = {"old_log_prob": old}
         if self.reference is not None:
             fixed["ref_log_prob"] = self._log_probs(self.reference, micro)
-        if self.cfg.trainer.is_correction:
-            cap = self.cfg.trainer.is_truncation
+        if self.setup.is_truncation is not None:
             fixed["token_weights"] = truncated_is_weights(
-                old, micro.rollout_logprobs, micro.response_mask, cap
+                old, micro.rollout_logprobs, micro.response_mask, self.setup.is_truncation
             )
         return fixed
 
     def _micro_step(self, micro: MicroBatch, fixed: dict[str, torch.Tensor], loss_norm: float) -> dict:
         batch = micro.batch
         logits, labels = self._response_logits(self.engine, batch)
-        chunk, temperature = self.cfg.learner.logprob_chunk_size, self.cfg.rollout.temperature
+        chunk, temperature = self.learner_cfg.logprob_chunk_size, self.setup.temperature
         log_prob = logprobs_from_logits(logits, labels, chunk, temperature)
-        with torch.set_grad_enabled(bool(self.cfg.algorithm.entropy_coef)):
+        with torch.set_grad_enabled(bool(self.setup.algorithm.entropy_coef)):
             entropy = entropy_from_logits(logits, chunk, temperature)
-        loss, metrics = micro_batch_objective(
-            self.cfg.algorithm, batch, loss_norm, log_prob, entropy=entropy, **fixed
-        )
+        loss, metrics = self.objective(batch, loss_norm, log_prob, entropy=entropy, **fixed)
         # DeepSpeed averages gradients over ranks; the shares of all ranks must add up instead
         self.engine.backward(loss * (micro.loss_weight * self.world_size), scale_wrt_gas=False)
         return metrics
 
-    def train_step(self, shard: TrainBatch) -> dict[str, float]:
-        """PPO epochs x mini-batches of accumulated micro-batches, one optimizer step per mini-batch."""
+    def train_step(self, shard: TrainBatch) -> RankMetrics:
+        """PPO epochs x the shard's mini-batches of accumulated micro-batches, one optimizer step each."""
         minis = split_mini_batches(shard.to(self.device))
-        if len(minis) != self.cfg.learner.ppo_mini_batches:
-            raise ValueError(
-                f"the shard holds {len(minis)} mini-batches but learner.ppo_mini_batches is "
-                f"{self.cfg.learner.ppo_mini_batches}; shard with shard_batch(batch, ranks, ppo_mini_batches)"
-            )
         plan = [
-            (micro_batches(mini, self.cfg.learner.micro_batch_size, info.max_rows), info.loss_norm)
+            (micro_batches(mini, self.learner_cfg.micro_batch_size, info.max_rows), info.loss_norm)
             for mini, info in minis
         ]
         fixed = [[self._fixed_inputs(micro.batch) for micro in micros] for micros, _ in plan]
         metrics = StepMetrics(self.world_size)
-        for _ in range(self.cfg.learner.ppo_epochs):
+        for _ in range(self.learner_cfg.ppo_epochs):
             for (micros, loss_norm), fixed_inputs in zip(plan, fixed, strict=True):
                 for micro, inputs in zip(micros, fixed_inputs, strict=True):
                     step_metrics = self._micro_step(micro, inputs, loss_norm)

@@ -66,7 +66,7 @@ class GenerationEngine(Protocol):
 
 
 EngineFactory = Callable[[str, RolloutConfig, str], GenerationEngine]
-ENGINES: Registry[EngineFactory] = Registry("generation engine")
+ENGINES: Registry[EngineFactory] = Registry("generation engine", config_key="rollout.engine")
 
 
 def register_engine(name: str) -> Callable[[EngineFactory], EngineFactory]:

@@ -10,13 +10,17 @@ from ray.actor import ActorHandle
 
 from etr_dist.config.schema import RolloutConfig
 from etr_dist.data.records import Completion, Prompt
+from etr_dist.registry import import_plugins
 from etr_dist.rollout.engine import SamplingSpec
 from etr_dist.rollout.worker import RolloutWorker
 
 
 @ray.remote(concurrency_groups={"engine": 1, "status": 1})
 class RolloutActor:
-    def __init__(self, model_path: str, cfg: RolloutConfig, model_dtype: str) -> None:
+    def __init__(
+        self, model_path: str, cfg: RolloutConfig, model_dtype: str, plugins: tuple[str, ...] = ()
+    ) -> None:
+        import_plugins(plugins)  # e.g. a plugin's engine must be registered in this process too
         self._worker = RolloutWorker(model_path, cfg, model_dtype)
         self._in_flight = 0
 
@@ -60,11 +64,13 @@ class RolloutActor:
         return self._in_flight
 
 
-def create_rollout_actors(model_path: str, cfg: RolloutConfig, model_dtype: str) -> list[ActorHandle]:
+def create_rollout_actors(
+    model_path: str, cfg: RolloutConfig, model_dtype: str, plugins: tuple[str, ...] = ()
+) -> list[ActorHandle]:
     """cfg.num_workers actors, each with the CPUs and GPUs the rollout config gives one worker."""
     return [
         RolloutActor.options(num_cpus=cfg.num_cpus_per_worker, num_gpus=cfg.num_gpus_per_worker).remote(
-            model_path, cfg, model_dtype
+            model_path, cfg, model_dtype, plugins
         )
         for _ in range(cfg.num_workers)
     ]

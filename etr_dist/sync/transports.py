@@ -112,7 +112,7 @@ class Transport(ABC):
         """On learner rank 0: deliver every bucket of source.export_weights; returns (bytes, buckets)."""
 
 
-TRANSPORTS: Registry[type[Transport]] = Registry("weight-sync transport")
+TRANSPORTS: Registry[type[Transport]] = Registry("weight-sync transport", config_key="sync.transport")
 
 
 def register_transport(name: str) -> Callable[[type[Transport]], type[Transport]]:

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from etr_dist.algos import AGGREGATIONS, advantage_rms, aggregate_loss, aggregation_norm, compute_policy_loss
+from etr_dist.algos import (
+    AGGREGATIONS,
+    aggregate_loss,
+    aggregation_norm,
+    compute_advantages,
+    compute_policy_loss,
+    elastic_bounds,
+)
 
 # values per token, padding marked 0 in the mask (its value must not count)
 VALUES = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 99.0], [99.0, 99.0, 99.0]])
@@ -51,36 +58,44 @@ LENGTHS = torch.tensor([5, 2, 7, 3, 1, 6, 4, 2])
 MAX_NEW_TOKENS = 8  # the configured limit, longer than any response here
 
 
+REWARDS = torch.tensor([1.0, 0.0, 0.3, 1.0, 0.0, 0.0, 0.6, 0.6], dtype=torch.float64)
+GROUPS = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])  # group 3 has no variance: zero advantage
+
+
 def step_batch():
     gen = torch.Generator().manual_seed(0)
     n, t = len(LENGTHS), int(LENGTHS.max())
     mask = torch.arange(t)[None, :] < LENGTHS[:, None]  # [8, 7]
     log_prob = -torch.rand(n, t, generator=gen, dtype=torch.float64) * 2
     old = log_prob + torch.randn(n, t, generator=gen, dtype=torch.float64) * 0.3
-    adv = torch.tensor([1.2, -0.4, 0.0, 0.9, -1.5, 0.3, -0.8, 0.0], dtype=torch.float64)
-    var_norm = torch.rand(n, generator=gen, dtype=torch.float64)
+    adv, var_norm = compute_advantages("grpo", REWARDS, GROUPS)
     return log_prob, old, adv, mask, var_norm
 
 
 def sharded_gradient(loss_mode, mode, ranks, micro_batches, use_step_stats=True):
     """Rank r takes responses r, r + ranks, ...; each micro-batch trims padding to its own longest response.
 
-    The gradients of every micro-batch of every rank are summed (accumulation, then an all-reduce sum)."""
+    The gradients of every micro-batch of every rank are summed (accumulation, then an all-reduce sum).
+    With step stats, ETR's bounds and the normaliser come from the whole step; without, from each micro-batch.
+    """
     log_prob, old, adv, mask, var_norm = step_batch()
     leaf = log_prob.clone().requires_grad_()
     config = {"loss_agg_mode": mode}
-    step_stats = {
-        "adv_rms": advantage_rms(adv),
-        "global_norm": aggregation_norm(mask, mode, max_response_len=MAX_NEW_TOKENS),
-    }
+    step_bounds = elastic_bounds(REWARDS, GROUPS, LENGTHS, config)
+    step_norm = aggregation_norm(mask, mode, max_response_len=MAX_NEW_TOKENS)
     total = 0.0
     for rank in range(ranks):
         shard = torch.arange(rank, len(adv), ranks)
         for rows in shard.chunk(micro_batches):
             t = int(LENGTHS[rows].max())
+            if use_step_stats:
+                clip_bounds, norm = (step_bounds.eps_low[rows], step_bounds.eps_high[rows]), step_norm
+            else:
+                local = elastic_bounds(REWARDS[rows], GROUPS[rows], LENGTHS[rows], config)
+                clip_bounds, norm = (local.eps_low, local.eps_high), None
             loss, _ = compute_policy_loss(
                 loss_mode, leaf[rows, :t], old[rows, :t], adv[rows], mask[rows, :t], var_norm[rows], config,
-                **(step_stats if use_step_stats else {}),
+                clip_bounds=clip_bounds, global_norm=norm,
             )  # fmt: skip
             loss.backward()
             total += loss.item()
@@ -99,7 +114,7 @@ def test_gradient_does_not_depend_on_sharding(loss_mode, mode):
 
 
 def test_local_normalisers_would_depend_on_sharding():
-    # the check above is sensitive: with each micro-batch's own normaliser and rms the gradients differ
+    # the check above is sensitive: with each micro-batch's own normaliser and bounds the gradients differ
     _, whole_grad = sharded_gradient("etr", "token-mean", ranks=1, micro_batches=1)
     _, local_grad = sharded_gradient("etr", "token-mean", ranks=2, micro_batches=2, use_step_stats=False)
     assert not torch.allclose(local_grad, whole_grad)

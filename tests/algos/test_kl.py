@@ -42,3 +42,14 @@ def test_shape_mismatch_and_unknown_estimator():
         kl_penalty(LOG_PROB, REF_LOG_PROB[:, :1], "k3")
     with pytest.raises(KeyError, match="KL estimator"):
         kl_penalty(LOG_PROB, REF_LOG_PROB, "k4")
+
+
+def test_k3_stays_finite_for_far_apart_log_probs():
+    # log(pi_ref / pi) = 100 would overflow exp in float32; clamped to 20: e^20 - 20 - 1
+    log_prob = torch.tensor([[-100.0, -1.0]], requires_grad=True)
+    ref = torch.tensor([[0.0, -1.0]])
+    kl = kl_penalty(log_prob, ref, "k3")
+    assert kl[0, 0].item() == pytest.approx(math.exp(20.0) - 21.0, rel=1e-6)
+    assert kl[0, 1].item() == 0.0
+    kl.sum().backward()
+    assert torch.isfinite(log_prob.grad).all()

@@ -1,5 +1,7 @@
 """Chunked log-probs and entropy equal the unchunked computation, in value and in gradient."""
 
+import math
+
 import pytest
 import torch
 
@@ -92,3 +94,14 @@ def test_backward_keeps_no_float32_copy_of_the_logits():
         assert is_logits_view or tensor.dtype == torch.int64
     total.backward()
     assert logits.grad.shape == logits.shape
+
+
+def test_entropy_is_finite_in_value_and_gradient_with_masked_logits():
+    # p = softmax([0, ln 3, -inf]) = [1/4, 3/4, 0]: H = -(1/4 ln 1/4 + 3/4 ln 3/4); the -inf adds nothing
+    logits = torch.tensor([[[0.0, math.log(3.0), float("-inf")]]], requires_grad=True)
+    entropy = entropy_from_logits(logits)
+    expected = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    assert entropy.item() == pytest.approx(expected, rel=1e-6)
+    entropy.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 0, 2].item() == 0.0

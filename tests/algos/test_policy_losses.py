@@ -15,6 +15,7 @@ PG_METRICS = {
     "actor/pg_clipfrac",
     "actor/pg_clipfrac_upper",
     "actor/pg_clipfrac_lower",
+    "actor/pg_clipfrac_dual",
     "actor/ppo_kl",
 }
 
@@ -89,8 +90,11 @@ def test_dual_clip_by_hand():
     # resp 0: A = -2, r = 5: -min(-10, -2 * 1.2) = 10 -> dual clip: min(10, 3 * 2) = 6, no gradient
     # resp 1: A = +2, r = 5: -min(10, 2 * 1.2) = -2.4 (dual clip only acts on A < 0)
     ratios, adv, mask = torch.tensor([[5.0], [5.0]]), torch.tensor([-2.0, 2.0]), torch.ones(2, 1)
-    loss, _, log_prob = loss_of("grpo", {"clip_ratio_c": 3.0}, ratios, adv, mask)
+    loss, metrics, log_prob = loss_of("grpo", {"clip_ratio_c": 3.0}, ratios, adv, mask)
     assert loss.item() == pytest.approx((6.0 - 2.4) / 2)
+    # resp 0's token is the dual clip's, resp 1's the upper bound's: both count in pg_clipfrac
+    assert metrics["actor/pg_clipfrac_dual"] == metrics["actor/pg_clipfrac_upper"] == pytest.approx(0.5)
+    assert metrics["actor/pg_clipfrac"] == pytest.approx(1.0)
     loss.backward()
     assert log_prob.grad.tolist() == [[0.0], [0.0]]
     # off (null): resp 0 keeps L = 10 and its gradient -A r / 2 = 5
@@ -132,14 +136,26 @@ def test_global_norm_replaces_the_batch_normaliser():
     assert loss.item() == pytest.approx(-1.3 / 10)
 
 
-def test_config_forms_agree():
-    as_dict = {"clip_ratio_low": 0.2, "clip_ratio_high": 0.28, "loss_agg_mode": "seq-mean-token-mean"}
-    composed = compose_config(
-        ["algorithm=clip_higher", "algorithm.loss_agg_mode=seq-mean-token-mean"]
-    ).algorithm
-    forms = [as_dict, OmegaConf.create(as_dict), AlgorithmConfig(**as_dict), composed]
-    losses = [loss_of("clip_higher", form)[0].item() for form in forms]
-    assert losses == [losses[0]] * 4
+@pytest.mark.parametrize(
+    ("loss_mode", "low", "high"), [("grpo", 0.2, 0.2), ("clip_higher", 0.2, 0.28), ("gspo", 3e-4, 4e-4)]
+)
+def test_each_loss_keeps_its_own_clip_defaults_in_every_config_form(loss_mode, low, high):
+    """algorithm=<loss>, algorithm.name=<loss>, a dict, OmegaConf and the dataclass give the same numbers."""
+    by_group = compose_config([f"algorithm={loss_mode}", "algorithm.loss_agg_mode=token-mean"]).algorithm
+    by_name = compose_config([f"algorithm.name={loss_mode}"]).algorithm
+    explicit = {"clip_ratio_low": low, "clip_ratio_high": high}
+    forms = [{}, OmegaConf.create({}), AlgorithmConfig(name=loss_mode), by_group, by_name, explicit]
+    ratios = torch.tensor([[1.0002, 1.1, 1.5], [0.5, 0.99995, 1.0]])  # both sides of gspo's and grpo's ranges
+    results = [loss_of(loss_mode, form, ratios=ratios) for form in forms]
+    assert all(result[0].item() == results[0][0].item() for result in results)
+    assert all(result[1] == results[0][1] for result in results)
+
+
+def test_an_explicit_clip_range_overrides_the_losss_default():
+    assert (
+        compose_config(["algorithm=gspo", "algorithm.clip_ratio_high=0.1"]).algorithm.clip_ratio_high == 0.1
+    )
+    assert loss_of("clip_higher", {"clip_ratio_high": 0.2})[0].item() == pytest.approx(-1.3 / 5)
 
 
 def test_bad_config_and_shapes_raise_clear_errors():
@@ -148,9 +164,9 @@ def test_bad_config_and_shapes_raise_clear_errors():
     with pytest.raises(ValueError, match="clip_ratio_hgh"):
         loss_of("grpo", {"clip_ratio_hgh": 0.3})
     with pytest.raises(ValueError, match="lambda_mikro"):
-        loss_of("etr", {"etr": {"lambda_mikro": 0.3}}, adv_rms=1.0)
-    with pytest.raises(ValueError, match="macro_mode"):
-        loss_of("etr", {"etr": {"macro_mode": "both"}})
+        loss_of("etr", {"etr": {"lambda_mikro": 0.3}})
+    with pytest.raises(ValueError, match="macro_mode"):  # v1's knob is gone
+        loss_of("etr", {"etr": {"macro_mode": "clip"}})
     with pytest.raises(ValueError, match="clip_ratio_c"):
         loss_of("grpo", {"clip_ratio_c": 0.5})
     with pytest.raises(KeyError, match="loss aggregation"):
@@ -159,5 +175,7 @@ def test_bad_config_and_shapes_raise_clear_errors():
         loss_of("grpo", {}, adv=torch.ones(3))
     with pytest.raises(ValueError, match="global_norm"):
         loss_of("grpo", {}, global_norm=0.0)
-    with pytest.raises(ValueError, match="group_var_norm"):
+    with pytest.raises(ValueError, match="clip_bounds"):
         loss_of("etr", {})
+    with pytest.raises(ValueError, match="eps_high"):
+        loss_of("etr", {}, clip_bounds=(torch.ones(2), torch.ones(3)))

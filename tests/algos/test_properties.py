@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from etr_dist.algos import compute_advantages, compute_policy_loss, elastic_bounds
-from etr_dist.config.schema import EtrConfig
+from etr_dist.config.schema import AlgorithmConfig, EtrConfig
 
 FAST = settings(max_examples=40, deadline=None)
 unit = st.floats(0.0, 1.0)
@@ -38,23 +38,35 @@ etr_configs = st.builds(
     eps_high_base=st.floats(0.1, 0.4),
     micro=st.booleans(),
     macro=st.booleans(),
-    macro_mode=st.sampled_from(["clip", "weight"]),
+    budget=st.sampled_from(["preserve", "absolute"]),
     side=st.sampled_from(["both", "upper"]),
 )
 
 
+@st.composite
+def step_outcomes(draw):
+    """rewards [N] in [0, 1] (0/1 or real), group ids [N], response lengths [N]."""
+    n = draw(st.integers(1, 24))
+    rewards = draw(arrays(np.float64, n, elements=st.sampled_from([0.0, 1.0]) | unit))
+    groups = torch.arange(n) % draw(st.integers(1, 5))
+    lengths = draw(arrays(np.int64, n, elements=st.integers(1, 40)))
+    return torch.from_numpy(rewards), groups, torch.from_numpy(lengths)
+
+
 @FAST
-@given(batch=policy_batches(), etr=etr_configs, adv_rms=st.floats(0.1, 3.0))
-def test_elastic_bounds_stay_within_limits(batch, etr, adv_rms):
-    _, _, adv, _, var_norm = batch
-    bounds = elastic_bounds(adv, var_norm, adv_rms, etr)
+@given(outcomes=step_outcomes(), etr=etr_configs, agg=st.sampled_from(["token-mean", "seq-mean-token-sum"]))
+def test_elastic_bounds_stay_within_limits(outcomes, etr, agg):
+    rewards, groups, lengths = outcomes
+    bounds = elastic_bounds(rewards, groups, lengths, AlgorithmConfig(loss_agg_mode=agg, etr=etr))
     assert torch.all((bounds.eps_high >= etr.eps_min) & (bounds.eps_high <= etr.eps_max))
     if etr.side == "upper":
         assert torch.all(bounds.eps_low == etr.eps_low_base)
     else:
         assert torch.all((bounds.eps_low >= etr.eps_min) & (bounds.eps_low <= etr.eps_max))
-    assert torch.all((bounds.phi >= min(etr.phi_min, 1.0)) & (bounds.phi <= etr.phi_max))
+    assert torch.all((bounds.phi >= 0) & (bounds.phi <= etr.phi_max))
     assert torch.all((bounds.psi >= 0) & (bounds.psi <= 1))
+    assert all(np.isfinite(value) for value in bounds.metrics.values())
+    assert 0.0 <= bounds.metrics["etr/clamped_frac"] <= 1.0
 
 
 @FAST
@@ -69,12 +81,13 @@ def test_elastic_bounds_stay_within_limits(batch, etr, adv_rms):
 def test_loss_is_finite_and_clip_fractions_are_fractions(batch, loss_mode, agg, dual_clip):
     log_prob, old, adv, mask, var_norm = batch
     config = {"loss_agg_mode": agg, "clip_ratio_c": dual_clip}
-    loss, metrics = compute_policy_loss(loss_mode, log_prob, old, adv, mask, var_norm, config)
+    bounds = (torch.full_like(adv, 0.2), torch.full_like(adv, 0.28))
+    loss, metrics = compute_policy_loss(loss_mode, log_prob, old, adv, mask, var_norm, config, bounds)
     assert torch.isfinite(loss)
-    fractions = [metrics[f"actor/pg_clipfrac{side}"] for side in ("", "_upper", "_lower")]
+    fractions = [metrics[f"actor/pg_clipfrac{side}"] for side in ("", "_upper", "_lower", "_dual")]
     assert all(0.0 <= fraction <= 1.0 for fraction in fractions)
-    # a token binds at most one bound (the upper needs A > 0, the lower A < 0)
-    assert fractions[0] == pytest.approx(fractions[1] + fractions[2])
+    # a token binds at most one: the upper bound needs A > 0, the lower A < 0 and r < 1, the dual A < 0, r > c
+    assert fractions[0] == pytest.approx(fractions[1] + fractions[2] + fractions[3])
 
 
 @FAST
@@ -84,7 +97,12 @@ def test_etr_with_zero_lambdas_is_the_static_baseline(batch, symmetric):
     etr = {"lambda_micro": 0.0, "lambda_macro": 0.0}
     etr |= {"eps_low_base": 0.2, "eps_high_base": 0.2} if symmetric else {}
     baseline = "grpo" if symmetric else "clip_higher"
-    etr_loss, etr_metrics = compute_policy_loss("etr", log_prob, old, adv, mask, var_norm, {"etr": etr})
+    rewards = (adv > 0).double()  # any outcomes: with zero lambdas every bound is the base
+    bounds = elastic_bounds(rewards, torch.arange(len(adv)) % 2, mask.sum(-1), {"etr": etr})
+    clip_bounds = (bounds.eps_low, bounds.eps_high)
+    etr_loss, etr_metrics = compute_policy_loss(
+        "etr", log_prob, old, adv, mask, var_norm, {"etr": etr}, clip_bounds
+    )
     base_loss, base_metrics = compute_policy_loss(baseline, log_prob, old, adv, mask, var_norm, {})
     assert torch.equal(etr_loss, base_loss)
     assert {k: v for k, v in etr_metrics.items() if k.startswith("actor/")} == base_metrics

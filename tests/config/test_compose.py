@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from etr_dist.config import ConfigError, RootConfig, compose_config, default_config_dir, to_dataclass
+from etr_dist.config.checks import inert_trust_region_warning
 from etr_dist.config.schema import AlgorithmConfig
 
 
@@ -24,11 +25,61 @@ def test_every_algorithm_option_composes(option):
     assert isinstance(to_dataclass(cfg).algorithm, AlgorithmConfig)
 
 
-def test_algorithm_options_set_their_methods():
-    assert compose_config(["algorithm=clip_higher"]).algorithm.clip_ratio_high == 0.28
+def test_algorithm_options_set_their_methods_and_leave_clip_ranges_to_the_loss():
     dr = compose_config(["algorithm=dr_grpo"]).algorithm
-    assert (dr.adv_estimator, dr.loss_agg_mode) == ("dr_grpo", "seq-mean-token-sum-norm")
-    assert compose_config(["algorithm=gspo"]).algorithm.clip_ratio_low == pytest.approx(3e-4)
+    assert (dr.name, dr.adv_estimator, dr.loss_agg_mode) == ("grpo", "dr_grpo", "seq-mean-token-sum-norm")
+    for option in ("grpo", "clip_higher", "gspo", "etr"):
+        algorithm = compose_config([f"algorithm={option}"]).algorithm
+        assert (algorithm.clip_ratio_low, algorithm.clip_ratio_high) == (None, None)
+
+
+def test_etr_and_clip_higher_presets_differ_only_in_the_loss():
+    etr = OmegaConf.to_container(compose_config(["algorithm=etr"]).algorithm)
+    clip_higher = OmegaConf.to_container(compose_config(["algorithm=clip_higher"]).algorithm)
+    assert {k for k in etr if etr[k] != clip_higher[k]} == {"name"}
+
+
+def test_clip_ratio_with_etr_fails_naming_both_keys():
+    with pytest.raises(ConfigError, match="'algorithm.clip_ratio_low' and 'algorithm.clip_ratio_high'"):
+        compose_config(["algorithm=etr", "algorithm.clip_ratio_high=0.3"])
+
+
+def test_etr_knobs_are_checked_at_load():
+    with pytest.raises(ConfigError, match="algorithm.etr.phi_max"):
+        compose_config(["algorithm.etr.phi_min=3", "algorithm.etr.phi_max=2"])
+
+
+def test_every_rank_needs_a_row_of_every_mini_batch():
+    with pytest.raises(ConfigError, match="learner.ppo_mini_batches"):
+        compose_config(["trainer.prompts_per_step=1", "rollout.group_size=4", "learner.num_ranks=2"])
+    compose_config(["trainer.prompts_per_step=1", "rollout.group_size=8", "learner.num_ranks=2"])
+
+
+def test_one_optimizer_step_per_batch_warns_that_no_trust_region_can_bind():
+    assert inert_trust_region_warning(to_dataclass(compose_config())) is None
+    cfg = to_dataclass(compose_config(["learner.ppo_mini_batches=1"]))
+    assert "no trust region" in inert_trust_region_warning(cfg)
+    assert (
+        inert_trust_region_warning(
+            to_dataclass(compose_config(["learner.ppo_mini_batches=1", "learner.ppo_epochs=2"]))
+        )
+        is None
+    )
+
+
+def test_a_loss_registered_in_a_plugin_is_a_valid_name(tmp_path, monkeypatch):
+    (tmp_path / "my_losses.py").write_text(
+        "from etr_dist.algos import register_policy_loss\n"
+        "from etr_dist.algos.policy_losses import grpo_loss\n"
+        "register_policy_loss('my_plugin_loss')(grpo_loss)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match="'algorithm.name': 'my_plugin_loss' is not one of"):
+        compose_config(["algorithm.name=my_plugin_loss"])
+    cfg = compose_config(["algorithm.name=my_plugin_loss", "plugins=[my_losses]"])
+    assert cfg.algorithm.name == "my_plugin_loss"
+    with pytest.raises(ConfigError, match="plugin module 'no_such_module'"):
+        compose_config(["plugins=[no_such_module]"])
 
 
 def test_overrides_apply_with_types():

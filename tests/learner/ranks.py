@@ -7,18 +7,26 @@ from pathlib import Path
 
 import torch
 
+from etr_dist.config.schema import RootConfig
 from etr_dist.learner.batch import TrainBatch, shard_batch
-from etr_dist.learner.policy_learner import PolicyLearner
+from etr_dist.learner.metrics import combine_ranks
+from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
 
 
-def learner_script(rank: int, world_size: int, port: int, model_path: str, cfg, batch: TrainBatch, out: Path):
-    """Train a step, export, checkpoint round-trip, save as HF; rank 0 saves every result to out/."""
+def set_rank_env(rank: int, world_size: int, port: int) -> None:
     os.environ.update(
         RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1"
     )
     os.environ["MASTER_PORT"] = str(port)
     torch.set_num_threads(1)
-    learner = PolicyLearner(model_path, cfg, rank, world_size)
+
+
+def learner_script(
+    rank: int, world_size: int, port: int, model_path: str, cfg: RootConfig, batch: TrainBatch, out: Path
+):
+    """Train a step, export, checkpoint round-trip, save as HF; rank 0 saves every result to out/."""
+    set_rank_env(rank, world_size, port)
+    learner = PolicyLearner(LearnerSetup.from_config(cfg, model_path), rank, world_size)
     shard = shard_batch(batch, world_size, cfg.learner.ppo_mini_batches)[rank]
     results = {"initial": learner.gathered_state_dict(), "metrics": learner.train_step(shard)}
     results["buckets"] = list(learner.export_weights(bucket_mb=0.05))
@@ -34,6 +42,23 @@ def learner_script(rank: int, world_size: int, port: int, model_path: str, cfg, 
     torch.save(results, out / f"rank{rank}.pt")
 
 
+def scenarios_script(
+    port: int, model_path: str, scenarios: dict[str, RootConfig], batch: TrainBatch, out: Path
+):
+    """One rank, one learner per scenario in turn: its step metrics and weights before and after one step."""
+    set_rank_env(0, 1, port)
+    results = {}
+    for name, cfg in scenarios.items():
+        learner = PolicyLearner(LearnerSetup.from_config(cfg, model_path), 0, 1)
+        shard = shard_batch(batch, 1, cfg.learner.ppo_mini_batches, seed=cfg.learner.seed)[0]
+        initial = learner.gathered_state_dict()
+        metrics = combine_ranks([learner.train_step(shard)])
+        results[name] = {"initial": initial, "metrics": metrics, "after": learner.gathered_state_dict()}
+        del learner
+    torch.save(results, out / "scenarios.pt")
+
+
 def spawned(index: int, jobs: list[tuple]) -> None:
-    """torch.multiprocessing.spawn entry point: process `index` runs jobs[index]."""
-    learner_script(*jobs[index])
+    """torch.multiprocessing.spawn entry point: process `index` runs jobs[index] (a script and its args)."""
+    script, *args = jobs[index]
+    script(*args)

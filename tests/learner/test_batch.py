@@ -3,10 +3,12 @@ import math
 import pytest
 import torch
 
+from etr_dist.algos import elastic_bounds
 from etr_dist.config.schema import AlgorithmConfig
 from etr_dist.learner.batch import (
     build_train_batch,
     micro_batches,
+    mini_batch_rows,
     shard_batch,
     split_mini_batches,
     split_rows,
@@ -50,7 +52,20 @@ def test_grpo_advantages_and_group_variance_by_hand():
     expected = [1, -1, -1, 1, 1 / math.sqrt(2), 1 / math.sqrt(2), -math.sqrt(2)]
     assert batch.advantages.tolist() == pytest.approx(expected, rel=1e-5)
     assert batch.group_var_norm.tolist() == pytest.approx([1, 1, 1, 1, 8 / 9, 8 / 9, 8 / 9], rel=1e-6)
-    assert batch.adv_rms == pytest.approx(math.sqrt((4 + 0.5 + 0.5 + 2) / 7), rel=1e-5)
+
+
+def test_etr_bounds_are_computed_once_on_the_step_batch():
+    groups = two_groups()
+    batch = build_train_batch(groups, PAD, AlgorithmConfig())  # ETR by default
+    rewards = torch.tensor([r for g in groups for r in g.rewards])
+    lengths = batch.response_mask.sum(-1).long()
+    bounds = elastic_bounds(rewards, batch.group_index, lengths, AlgorithmConfig())
+    assert batch.group_index.tolist() == [0, 0, 0, 0, 1, 1, 1]
+    assert torch.equal(batch.eps_high, bounds.eps_high) and torch.equal(batch.eps_low, bounds.eps_low)
+    assert batch.metrics == bounds.metrics
+    assert batch.metrics["etr/eps_high_active_mean"] == pytest.approx(0.28, rel=1e-6)
+    static = build_train_batch(groups, PAD, AlgorithmConfig(name="clip_higher"))
+    assert static.metrics == {}
 
 
 def test_unbiased_std_and_dr_grpo_come_from_the_config():
@@ -105,35 +120,57 @@ def test_split_rows_is_balanced_and_contiguous():
     assert split_rows(2, 4) == [slice(0, 1), slice(1, 2), slice(2, 2), slice(2, 2)]
 
 
+def test_mini_batches_are_whole_groups_in_a_seeded_order():
+    batch = build_train_batch(random_groups(6, 4, 50), PAD, AlgorithmConfig())  # 24 rows, groups of 4
+    minis = mini_batch_rows(batch, num_ranks=2, num_mini_batches=3, seed=7)
+    assert [len(rows) for rows in minis] == [8, 8, 8]
+    assert sorted(torch.cat(minis).tolist()) == list(range(24))
+    for rows in minis:  # each mini-batch holds two whole groups
+        groups = batch.group_index[rows].unique()
+        assert (
+            len(groups) == 2
+            and sorted(rows.tolist())
+            == torch.nonzero(torch.isin(batch.group_index, groups)).squeeze(-1).tolist()
+        )
+    same = mini_batch_rows(batch, num_ranks=2, num_mini_batches=3, seed=7)
+    assert all(torch.equal(a, b) for a, b in zip(minis, same, strict=True))
+    orders = {tuple(torch.cat(mini_batch_rows(batch, 2, 3, seed)).tolist()) for seed in range(5)}
+    assert len(orders) > 1  # the seed changes which groups share a mini-batch
+    assert torch.cat(minis).tolist() != list(range(24))  # not contiguous slices
+
+
 def test_shards_hold_each_rank_s_part_of_every_mini_batch():
     batch = build_train_batch(random_groups(3, 4, 50), PAD, AlgorithmConfig())  # 12 rows
-    shards = shard_batch(batch, num_ranks=2, num_mini_batches=2)  # minis 0-5, 6-11; parts of 3
+    minis = mini_batch_rows(batch, num_ranks=2, num_mini_batches=3, seed=1)  # one group of 4 each
+    shards = shard_batch(batch, num_ranks=2, num_mini_batches=3, seed=1)
     assert [s.num_rows for s in shards] == [6, 6]
-    assert torch.equal(shards[0].input_ids, batch.input_ids[[0, 1, 2, 6, 7, 8]])
-    assert torch.equal(shards[1].advantages, batch.advantages[[3, 4, 5, 9, 10, 11]])
-    norms = [batch.response_mask[:6].sum().item(), batch.response_mask[6:].sum().item()]
+    first_halves = torch.cat([rows[:2] for rows in minis])
+    assert torch.equal(shards[0].input_ids, batch.input_ids[first_halves])
+    assert torch.equal(shards[1].eps_high, batch.eps_high[torch.cat([rows[2:] for rows in minis])])
+    norms = [batch.response_mask[rows].sum().item() for rows in minis]
     for shard in shards:
-        assert shard.adv_rms == batch.adv_rms
-        assert [(i.rows, i.max_rows, i.loss_norm) for i in shard.mini_batches] == [
-            (3, 3, norms[0]),
-            (3, 3, norms[1]),
-        ]
+        assert [(i.rows, i.max_rows, i.loss_norm) for i in shard.mini_batches] == [(2, 2, n) for n in norms]
+    one_rank = shard_batch(batch, num_ranks=1, num_mini_batches=3, seed=1)[0]
+    assert torch.equal(one_rank.input_ids, batch.input_ids[torch.cat(minis)])  # same mini-batches, 1 rank
     odd = shard_batch(build_train_batch(two_groups(), PAD, AlgorithmConfig()), num_ranks=2)
-    assert [s.num_rows for s in odd] == [4, 3]
+    assert sorted(s.num_rows for s in odd) == [3, 4]
     assert [s.mini_batches[0].max_rows for s in odd] == [4, 4]
 
 
-def test_shard_batch_rejects_too_few_rows_and_resharding():
-    batch = build_train_batch(two_groups(), PAD, AlgorithmConfig())
-    with pytest.raises(ValueError, match="7 rows cannot give each of 4 ranks a row of each of 2"):
-        shard_batch(batch, 4, 2)
+def test_too_few_rows_give_fewer_mini_batches_and_resharding_is_refused():
+    batch = build_train_batch(two_groups(), PAD, AlgorithmConfig())  # groups of 4 and 3 rows
+    # 2 mini-batches would leave one with 3 rows for 4 ranks: one mini-batch of 7 instead
+    assert [len(s.mini_batches) for s in shard_batch(batch, 4, 2)] == [1] * 4
+    assert [len(s.mini_batches) for s in shard_batch(batch, 2, 4)] == [2, 2]  # only 2 groups
+    with pytest.raises(ValueError, match="7 rows cannot give each of 8 ranks a row"):
+        shard_batch(batch, 8, 1)
     with pytest.raises(ValueError, match="not a shard"):
         shard_batch(shard_batch(batch, 2, num_mini_batches=2)[0], 2)
 
 
 def test_micro_batches_are_trimmed_and_padded_to_the_common_count():
     batch = build_train_batch(two_groups(), PAD, AlgorithmConfig())
-    shard = shard_batch(batch, 2)[1]  # rows 4..6: prompt 1 + responses of 4, 1, 2 tokens
+    shard = shard_batch(batch, 2, seed=0)[1]  # rows 4..6: prompt 1 + responses of 4, 1, 2 tokens
     ((mini, info),) = split_mini_batches(shard)
     micros = micro_batches(mini, micro_batch_size=1, max_rows=info.max_rows)
     assert [m.loss_weight for m in micros] == [1.0, 1.0, 1.0, 0.0]

@@ -2,14 +2,12 @@ import math
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 from etr_dist.config.schema import AlgorithmConfig
 from etr_dist.learner.batch import build_train_batch, micro_batches, shard_batch, split_mini_batches
-from etr_dist.learner.objective import (
-    micro_batch_objective,
-    response_logits_and_labels,
-    truncated_is_weights,
-)
+from etr_dist.learner.objective import Objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.learner.policy_learner import disable_dropout
 
 from .helpers import random_groups
 
@@ -52,7 +50,7 @@ def summed_shares(batch, cfg, num_ranks, num_mini_batches, micro_batch_size):
     for shard in shard_batch(batch, num_ranks, num_mini_batches):
         for m, (mini, info) in enumerate(split_mini_batches(shard)):
             for micro, weight in micro_batches(mini, micro_batch_size, info.max_rows):
-                loss, _ = micro_batch_objective(cfg, micro, info.loss_norm, **objective_inputs(micro))
+                loss, _ = Objective(cfg)(micro, info.loss_norm, **objective_inputs(micro))
                 totals[m] += weight * loss.item()
     return totals
 
@@ -64,7 +62,7 @@ def summed_shares(batch, cfg, num_ranks, num_mini_batches, micro_batch_size):
 def test_loss_does_not_depend_on_ranks_or_micro_batches(mode, loss_name):
     cfg = AlgorithmConfig(name=loss_name, loss_agg_mode=mode, kl_coef=0.1, entropy_coef=0.01)
     batch = build_train_batch(random_groups(4, 5, 100, seed=1), 0, cfg, max_response_len=12)  # 20 rows
-    whole, _ = micro_batch_objective(cfg, batch, batch.mini_batches[0].loss_norm, **objective_inputs(batch))
+    whole, _ = Objective(cfg)(batch, batch.mini_batches[0].loss_norm, **objective_inputs(batch))
     for num_ranks, micro_batch_size in [(1, 4), (2, 2), (4, 1), (4, 3)]:
         assert summed_shares(batch, cfg, num_ranks, 1, micro_batch_size) == pytest.approx(
             [whole.item()], rel=1e-5
@@ -78,17 +76,33 @@ def test_objective_adds_kl_and_entropy_terms_with_the_global_normaliser():
     cfg = AlgorithmConfig(name="grpo", loss_agg_mode="token-mean", kl_coef=0.5, entropy_coef=0.25)
     batch = build_train_batch(random_groups(2, 3, 50, seed=2), 0, cfg)
     inputs = objective_inputs(batch)
-    pg_only, metrics = micro_batch_objective(cfg, batch, 100.0, inputs["log_prob"], inputs["old_log_prob"])
-    full, full_metrics = micro_batch_objective(cfg, batch, 100.0, **inputs)
+    pg_only, metrics = Objective(cfg)(batch, 100.0, inputs["log_prob"], inputs["old_log_prob"])
+    full, full_metrics = Objective(cfg)(batch, 100.0, **inputs)
     mask = batch.response_mask
     lp, ref = inputs["log_prob"], inputs["ref_log_prob"]
     k3 = ((ref - lp).exp() - (ref - lp) - 1) * mask
     entropy = inputs["entropy"] * mask
-    weighted_pg, _ = micro_batch_objective(
-        cfg, batch, 100.0, lp, inputs["old_log_prob"], token_weights=inputs["token_weights"]
+    weighted_pg, _ = Objective(cfg)(
+        batch, 100.0, lp, inputs["old_log_prob"], token_weights=inputs["token_weights"]
     )
     expected = weighted_pg.item() + 0.5 * k3.sum().item() / 100 - 0.25 * entropy.sum().item() / 100
     assert full.item() == pytest.approx(expected, rel=1e-5)
     assert full_metrics["actor/kl_loss"] == pytest.approx(k3.sum().item() / 100, rel=1e-5)
     assert full_metrics["actor/entropy"] == pytest.approx(entropy.sum().item() / mask.sum().item(), rel=1e-5)
     assert "actor/kl_loss" not in metrics and "actor/is_weight_mean" in full_metrics
+
+
+def test_disable_dropout_keeps_train_mode_deterministic_with_gradient_checkpointing(tiny_model_path):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_path, attention_dropout=0.5, dtype=torch.float32)
+    model.gradient_checkpointing_enable()
+    model.train()
+    input_ids = torch.arange(3, 40).reshape(1, -1)
+
+    def logits():
+        return model(input_ids=input_ids, use_cache=False).logits
+
+    assert not torch.equal(logits(), logits())  # attention dropout acts in train mode
+    disable_dropout(model)
+    assert model.training and model.is_gradient_checkpointing  # checkpointing stays active (train mode)
+    assert torch.equal(logits(), logits())
+    assert model.config.attention_dropout == 0.0

@@ -13,10 +13,11 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 from etr_dist.config.schema import RootConfig
 from etr_dist.learner.batch import build_train_batch
-from etr_dist.learner.objective import micro_batch_objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.learner.metrics import combine_ranks
+from etr_dist.learner.objective import Objective, response_logits_and_labels, truncated_is_weights
 
 from .helpers import random_groups
-from .ranks import spawned
+from .ranks import learner_script, spawned
 
 pytestmark = pytest.mark.slow
 TEMPERATURE, CHUNK = 0.9, 16
@@ -28,7 +29,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def learner_config(world_size: int, micro_batch_size: int):
+def learner_config(world_size: int, micro_batch_size: int) -> RootConfig:
     cfg = OmegaConf.structured(RootConfig)
     cfg.algorithm.merge_with({"name": "etr", "kl_coef": 0.05, "entropy_coef": 0.01})
     cfg.learner.merge_with(
@@ -38,10 +39,11 @@ def learner_config(world_size: int, micro_batch_size: int):
             "lr": 1e-3,
             "use_reference": True,
             "logprob_chunk_size": CHUNK,
+            "ppo_mini_batches": 1,
         }
     )
     cfg.rollout.temperature = TEMPERATURE
-    return cfg
+    return OmegaConf.to_object(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +60,23 @@ def runs(tiny_model_path, batch, tmp_path_factory):
     two, one = tmp_path_factory.mktemp("two_ranks"), tmp_path_factory.mktemp("one_rank")
     port_two, port_one, path = free_port(), free_port(), str(tiny_model_path)
     jobs = [
-        (0, 2, port_two, path, learner_config(2, 1), batch, two),
-        (1, 2, port_two, path, learner_config(2, 1), batch, two),
-        (0, 1, port_one, path, learner_config(1, 4), batch, one),
+        (learner_script, 0, 2, port_two, path, learner_config(2, 1), batch, two),
+        (learner_script, 1, 2, port_two, path, learner_config(2, 1), batch, two),
+        (learner_script, 0, 1, port_one, path, learner_config(1, 4), batch, one),
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(
             str(Path(__file__).parents[1])
         )  # the children unpickle `spawned` by module name
         mp.spawn(spawned, args=(jobs,), nprocs=len(jobs), join=True)
-    return {
+    results = {
         "two": [torch.load(two / f"rank{r}.pt", weights_only=False) for r in range(2)],
         "one": torch.load(one / "rank0.pt", weights_only=False),
         "dirs": {"two": two, "one": one},
     }
+    for run in [*results["two"], results["one"]]:
+        run["rank_metrics"], run["metrics"] = run["metrics"], combine_ranks([run["metrics"]])
+    return results
 
 
 def plain_torch_step(model_path, batch):
@@ -89,8 +94,8 @@ def plain_torch_step(model_path, batch):
     )
     entropy = entropy_from_logits(response_logits, CHUNK, TEMPERATURE)
     norm = batch.mini_batches[0].loss_norm
-    loss, metrics = micro_batch_objective(
-        cfg.algorithm, batch, norm, log_prob, old, token_weights=weights, ref_log_prob=old, entropy=entropy
+    loss, metrics = Objective(cfg.algorithm)(
+        batch, norm, log_prob, old, token_weights=weights, ref_log_prob=old, entropy=entropy
     )
     loss.backward()
     grad_norm = math.sqrt(sum(p.grad.pow(2).sum().item() for p in model.parameters() if p.grad is not None))
@@ -115,16 +120,13 @@ def test_step_metrics_are_finite_and_complete(runs):
         "actor/pg_clipfrac",
         "actor/pg_clipfrac_upper",
         "actor/pg_clipfrac_lower",
+        "actor/pg_clipfrac_dual",
         "actor/ppo_kl",
         "actor/entropy",
         "actor/kl_loss",
         "actor/is_weight_mean",
         "actor/grad_norm",
         "actor/lr",
-        "etr/eps_high_mean",
-        "etr/eps_low_p10",
-        "etr/phi_mean",
-        "etr/psi_mean",
     }
     for run in [*runs["two"], runs["one"]]:
         metrics = run["metrics"]
@@ -141,8 +143,10 @@ def test_two_ranks_equal_one_rank_and_plain_torch(runs, batch, tiny_model_path):
     assert one["actor/grad_norm"] == pytest.approx(reference_grad_norm, rel=1e-4)
     assert two[0]["actor/grad_norm"] == pytest.approx(reference_grad_norm, rel=1e-4)
     assert one["actor/pg_loss"] == pytest.approx(reference_metrics["actor/pg_loss"], rel=1e-4)
-    rank_mean = (two[0]["actor/pg_loss"] + two[1]["actor/pg_loss"]) / 2
-    assert rank_mean == pytest.approx(reference_metrics["actor/pg_loss"], rel=1e-4)
+    combined = combine_ranks([run["rank_metrics"] for run in runs["two"]])
+    assert combined["actor/pg_loss"] == pytest.approx(reference_metrics["actor/pg_loss"], rel=1e-4)
+    # token-weighted over ranks: the same as one rank holding every row
+    assert combined["actor/entropy"] == pytest.approx(one["actor/entropy"], rel=1e-5)
     assert one["actor/kl_loss"] == pytest.approx(0.0, abs=1e-9)  # reference == policy before the update
     assert_same_weights(runs["two"][0]["after_step"], runs["one"]["after_step"], atol=1e-5)
     initial, after = runs["one"]["initial"], runs["one"]["after_step"]

@@ -11,6 +11,7 @@ from etr_dist.config.schema import RolloutConfig, RootConfig
 from etr_dist.data.records import Completion, Group, Prompt
 from etr_dist.learner.batch import build_train_batch
 from etr_dist.learner.group import LearnerGroup
+from etr_dist.learner.policy_learner import LearnerSetup
 from etr_dist.rollout.ray_worker import create_rollout_actors
 from etr_dist.sync.transports import TRANSPORTS, BroadcastTransport
 
@@ -26,7 +27,8 @@ def learners(local_ray, tiny_model_path):
     )
     cfg.learner.ppo_epochs = 2  # 4 optimizer steps per train step
     cfg.sync.merge_with({"transport": "object_store", "bucket_mb": 1})  # the whole tiny model in one bucket
-    group = LearnerGroup(cfg, tiny_model_path)
+    typed = OmegaConf.to_object(cfg)
+    group = LearnerGroup(LearnerSetup.from_config(typed, str(tiny_model_path)), typed.sync)
     yield group
     group.shutdown()
 
@@ -77,7 +79,7 @@ def train_until_workers_are_stale(learners, rollouts, seed: int) -> None:
 def test_group_train_step_returns_rank_mean_metrics(learners):
     before = learners.gathered_state_dict()
     metrics = learners.train_step(train_batch(seed=0))
-    assert {"actor/pg_loss", "actor/grad_norm", "actor/entropy", "etr/eps_high_mean"} <= set(metrics)
+    assert {"actor/pg_loss", "actor/grad_norm", "actor/entropy", "actor/ppo_mini_batches"} <= set(metrics)
     assert all(math.isfinite(value) for value in metrics.values())
     after = learners.gathered_state_dict()
     assert any(not torch.equal(before[name], after[name]) for name in before)
