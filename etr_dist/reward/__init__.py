@@ -4,8 +4,16 @@ The Ray actor lives in etr_dist.reward.ray_grader, the only module here that imp
 """
 
 from etr_dist.reward.custom import load_reward_fn
-from etr_dist.reward.grader import grade
+from etr_dist.reward.grader import GRADER_VERSION, grade, grader_version
 from etr_dist.reward.pool import GraderPool
-from etr_dist.reward.types import Grade
+from etr_dist.reward.types import Grade, GradeRequest
 
-__all__ = ["Grade", "GraderPool", "grade", "load_reward_fn"]
+__all__ = [
+    "GRADER_VERSION",
+    "Grade",
+    "GradeRequest",
+    "GraderPool",
+    "grade",
+    "grader_version",
+    "load_reward_fn",
+]

@@ -19,11 +19,12 @@ ADVERSARIAL_PATH = DATA_DIR / "grader_adversarial.jsonl"
 @dataclass(frozen=True)
 class LabelledCase:
     id: str
-    source: str  # math | gsm8k | extraction
+    source: str  # math | gsm8k | extraction | arithmetic
     response: str
     reference: str
     label: int  # 1: the response's final answer is the reference's
     note: str
+    last_number_fallback: bool = False  # the dataset's choice: on for GSM8K-style and arithmetic cases
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from etr_dist.reward.grader import grade
@@ -37,8 +36,10 @@ def load_reward_fn(path: str) -> RewardFn:
     return target
 
 
-def resolve_reward_fn(path: str | None, last_number_fallback: bool = True) -> RewardFn:
-    """The function a worker runs: the user's, or the built-in math grader."""
+def resolve_reward_fn(path: str | None) -> Callable[[str, str, bool], Any]:
+    """What a worker calls per request (response, reference, last_number_fallback): the built-in grader, or
+    the user's function, which keeps its (response, reference) signature (the flag is the built-in's)."""
     if path is None:
-        return partial(grade, last_number_fallback=last_number_fallback)
-    return load_reward_fn(path)
+        return lambda response, reference, fallback: grade(response, reference, last_number_fallback=fallback)
+    user_fn = load_reward_fn(path)
+    return lambda response, reference, _fallback: user_fn(response, reference)

@@ -1,66 +1,42 @@
-"""Exact numbers from normalised answers: integers, decimals, a/b, \\frac{a}{b}, mixed numbers, a\\times10^b.
+"""The fast path for plain integers and decimals, most of the traffic: math-verify's verdict without sympy.
 
-Values are exact rationals; a float tolerance applies only when the reference itself is written as a decimal.
+It answers only where math-verify's answer is certain, and leaves the rest to it:
+- two integers: math-verify compares them exactly (sympy Integers), so do we;
+- a decimal on either side, both with at most 15 digits (math-verify's float precision; past it, it leaves
+  even equal values unequal): exactly equal values match; values below 1e8 that differ by more than 2e-6
+  cannot round to the same 6 places (rounding moves each by at most 5e-7), so they do not match.
+  Anything closer (1 vs 1.0000001) is math-verify's to decide. tests/reward/test_numeric.py checks this
+  against math-verify itself.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from fractions import Fraction
 
-FLOAT_RELATIVE_TOLERANCE = 1e-6
-MAX_EXPONENT = 400  # a\times10^{b} with larger |b| is left to sympy (and the pool's timeout)
+from etr_dist.reward.types import MATCH_NUMERIC, MISMATCH
 
-_DECIMAL = re.compile(r"-?(?:\d+\.?\d*|\.\d+)")
-_SLASH = re.compile(r"(-?\d+)/(\d+)")
-_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
-_MIXED = re.compile(r"(-?)(\d+)\\frac\{(\d+)\}\{(\d+)\}")
-_SCIENTIFIC = re.compile(r"(-?\d+(?:\.\d+)?)(?:\\times|\\cdot)10\^\{?(-?\d+)\}?")
+MAX_FLOAT_DIGITS = 15  # math-verify's numeric precision
+MAX_FLOAT_VALUE = 10**8  # below it, 15 significant digits keep more than 7 decimal places
+CLEARLY_APART = Fraction(2, 10**6)
+MAX_INTEGER_DIGITS = 4000  # below Python's default int-string conversion limit (4300)
 
 
-@dataclass(frozen=True)
-class Number:
-    value: Fraction
-    is_decimal: bool
+def _digits(number: str) -> int:
+    return sum(char.isdigit() for char in number)
 
 
-def _fraction(numerator: str, denominator: str, negative: bool = False) -> Fraction | None:
-    if int(denominator) == 0:
+def fast_verdict(prediction: str, reference: str) -> str | None:
+    """MATCH_NUMERIC or MISMATCH for two plain numbers (`-?\\d+(\\.\\d+)?`) where math-verify's verdict is
+    certain, else None."""
+    if max(_digits(prediction), _digits(reference)) > MAX_INTEGER_DIGITS:
         return None
-    value = Fraction(int(numerator), int(denominator))
-    return -value if negative else value
-
-
-def _parse(text: str) -> Number | None:
-    if _DECIMAL.fullmatch(text):
-        return Number(Fraction(text), "." in text)
-    if match := _SLASH.fullmatch(text):
-        value = _fraction(match.group(1), match.group(2))
-        return Number(value, False) if value is not None else None
-    if match := _FRAC.fullmatch(text):
-        value = _fraction(match.group(2), match.group(3), negative=match.group(1) == "-")
-        return Number(value, False) if value is not None else None
-    if match := _MIXED.fullmatch(text):
-        part = _fraction(match.group(3), match.group(4))
-        if part is None:
-            return None
-        value = int(match.group(2)) + part
-        return Number(-value if match.group(1) else value, False)
-    if (match := _SCIENTIFIC.fullmatch(text)) and abs(int(match.group(2))) <= MAX_EXPONENT:
-        return Number(Fraction(match.group(1)) * Fraction(10) ** int(match.group(2)), "." in match.group(1))
+    if "." not in prediction and "." not in reference:
+        return MATCH_NUMERIC if int(prediction) == int(reference) else MISMATCH
+    if max(_digits(prediction), _digits(reference)) > MAX_FLOAT_DIGITS:
+        return None  # math-verify's floats lose these digits (it even tells 1e9+0.1 from 1e9+0.1000000)
+    predicted, expected = Fraction(prediction), Fraction(reference)
+    if predicted == expected:
+        return MATCH_NUMERIC
+    if max(abs(predicted), abs(expected)) < MAX_FLOAT_VALUE and abs(predicted - expected) > CLEARLY_APART:
+        return MISMATCH
     return None
-
-
-def parse_number(text: str) -> Number | None:
-    """The exact value of a plain numeric answer, or None when it is anything else."""
-    try:
-        return _parse(text)
-    except ValueError:  # e.g. an integer longer than Python's int-string conversion limit
-        return None
-
-
-def numbers_equal(prediction: Number, reference: Number) -> bool:
-    if not reference.is_decimal or reference.value == 0:
-        return prediction.value == reference.value
-    return abs(prediction.value - reference.value) <= FLOAT_RELATIVE_TOLERANCE * abs(reference.value)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from etr_dist.reward.custom import load_reward_fn
-from etr_dist.reward.types import INPUT_TOO_LONG, REWARD_ERROR, TIMEOUT, WORKER_CRASH, Grade
+from etr_dist.reward.types import INPUT_TOO_LONG, REWARD_ERROR, TIMEOUT, WORKER_CRASH, Grade, GradeRequest
 from etr_dist.reward.worker import GRADED, READY, worker_main
 
 logger = logging.getLogger(__name__)
@@ -33,18 +33,18 @@ _STOP = None
 
 @dataclass
 class _Task:
-    pair: tuple[str, str]
+    request: GradeRequest
     future: Future
 
 
 class _Worker:
     """One worker process and the parent's end of its pipe."""
 
-    def __init__(self, context: Any, reward_fn: str | None, last_number_fallback: bool) -> None:
+    def __init__(self, context: Any, reward_fn: str | None) -> None:
         self.connection, child_end = context.Pipe()
         self.process = context.Process(
             target=worker_main,
-            args=(child_end, reward_fn, last_number_fallback),
+            args=(child_end, reward_fn),
             name="etr-grader",
             daemon=True,
         )
@@ -61,9 +61,9 @@ class _Worker:
             detail = message[1] if message else f"not ready after {START_TIMEOUT_S:.0f} s"
             raise RuntimeError(f"grader worker failed to start: {detail}")
 
-    def grade(self, pair: tuple[str, str], timeout_s: float) -> Grade:
+    def grade(self, request: GradeRequest, timeout_s: float) -> Grade:
         try:
-            self.connection.send(pair)
+            self.connection.send(request)
             if not self.connection.poll(timeout_s):
                 return Grade(0.0, TIMEOUT, None)
             status, payload = self.connection.recv()
@@ -90,7 +90,8 @@ class _Worker:
 
 
 class GraderPool:
-    """Grade (response, reference) pairs in worker processes; safe to call from several threads at once.
+    """Grade requests (response, reference[, last_number_fallback]) in worker processes; safe to call from
+    several threads at once.
 
     metrics() counts are cumulative since the pool started; items_per_s is items over the wall time during
     which at least one grade_batch call was running.
@@ -102,7 +103,6 @@ class GraderPool:
         timeout_s: float,
         reward_fn: str | None = None,
         max_input_chars: int = 20000,
-        last_number_fallback: bool = True,
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
@@ -114,7 +114,7 @@ class GraderPool:
             load_reward_fn(reward_fn)  # a bad path fails here, at trainer start, naming the path
         self.timeout_s = float(timeout_s)
         self.max_input_chars = max_input_chars
-        self._worker_args = (reward_fn, last_number_fallback)
+        self._reward_fn = reward_fn
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOAD)
         self._tasks: queue.Queue[_Task | None] = queue.Queue()
@@ -125,7 +125,7 @@ class GraderPool:
         )
         self._max_item_s = self._busy_s = self._busy_since = 0.0
         self._active_calls = 0
-        workers = [_Worker(self._context, *self._worker_args) for _ in range(num_workers)]
+        workers = [_Worker(self._context, reward_fn) for _ in range(num_workers)]
         try:
             for worker in workers:
                 worker.wait_ready()
@@ -148,14 +148,13 @@ class GraderPool:
             timeout_s=cfg.timeout_s,
             reward_fn=cfg.fn,
             max_input_chars=cfg.max_input_chars,
-            last_number_fallback=cfg.last_number_fallback,
         )
 
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
         while True:
             try:
-                fresh = _Worker(self._context, *self._worker_args)
+                fresh = _Worker(self._context, self._reward_fn)
                 fresh.wait_ready()
             except (RuntimeError, OSError) as err:
                 logger.error("could not replace a grader worker, retrying: %s", err)
@@ -170,7 +169,7 @@ class GraderPool:
                 worker = self._replace(worker)
             started = time.monotonic()
             try:
-                result = worker.grade(task.pair, self.timeout_s)
+                result = worker.grade(task.request, self.timeout_s)
             except Exception:  # noqa: BLE001 - e.g. a result the parent cannot unpickle: never strand a caller
                 logger.exception("unreadable answer from a grader worker")
                 result = Grade(0.0, WORKER_CRASH, None)
@@ -195,27 +194,37 @@ class GraderPool:
                 self._counts["worker_restarts"] += 1
             self._max_item_s = max(self._max_item_s, seconds)
 
-    def _checked(self, index: int, pair: Any) -> tuple[str, str]:
-        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-            raise TypeError(f"pairs[{index}] must be a (response, reference) pair, got {type(pair).__name__}")
-        for name, value in zip(("response", "reference"), pair, strict=True):
-            if not isinstance(value, str):
-                raise TypeError(f"pairs[{index}]: {name} must be str, got {type(value).__name__}")
-        return pair[0], pair[1]
+    def _checked(self, index: int, item: Any) -> GradeRequest:
+        if not (isinstance(item, (tuple, list)) and len(item) in (2, 3)):
+            raise TypeError(
+                f"requests[{index}] must be a (response, reference[, last_number_fallback]) tuple, "
+                f"got {type(item).__name__}"
+            )
+        request = GradeRequest(*item)
+        for name in ("response", "reference"):
+            if not isinstance(getattr(request, name), str):
+                raise TypeError(
+                    f"requests[{index}]: {name} must be str, got {type(getattr(request, name)).__name__}"
+                )
+        if not isinstance(request.last_number_fallback, bool):
+            raise TypeError(
+                f"requests[{index}]: last_number_fallback must be bool, "
+                f"got {type(request.last_number_fallback).__name__}"
+            )
+        return request
 
-    def _size_limited(self, response: str, reference: str) -> tuple[str, str] | Grade:
+    def _size_limited(self, request: GradeRequest) -> GradeRequest | Grade:
         """Keep a long response's tail, where its final answer is; an over-long reference is a data bug."""
-        if len(reference) > self.max_input_chars:
+        if len(request.reference) > self.max_input_chars:
             return Grade(0.0, INPUT_TOO_LONG, None)
-        if len(response) <= self.max_input_chars:
-            return response, reference
+        if len(request.response) <= self.max_input_chars:
+            return request
         self._count("truncated_inputs")
-        return response[-self.max_input_chars :], reference
+        return request._replace(response=request.response[-self.max_input_chars :])
 
-    def grade_batch(self, pairs: list[tuple[str, str]]) -> list[Grade]:
-        """One Grade per pair, in input order."""
-        checked = [self._checked(index, pair) for index, pair in enumerate(pairs)]
-        limited = [self._size_limited(response, reference) for response, reference in checked]
+    def grade_batch(self, requests: list[tuple[str, str] | tuple[str, str, bool]]) -> list[Grade]:
+        """One Grade per request, in input order; a (response, reference) pair has no last-number fallback."""
+        limited = [self._size_limited(self._checked(index, item)) for index, item in enumerate(requests)]
         results: list[Grade | None] = [None] * len(limited)
         pending: list[tuple[int, Future]] = []
         with self._lock:

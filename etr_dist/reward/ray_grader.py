@@ -19,8 +19,8 @@ class GraderActor:
     def __init__(self, reward_cfg: Any) -> None:
         self._pool = GraderPool.from_config(reward_cfg)
 
-    def grade_batch(self, pairs: list[tuple[str, str]]) -> list[Grade]:
-        return self._pool.grade_batch(pairs)
+    def grade_batch(self, requests: list[tuple[str, str] | tuple[str, str, bool]]) -> list[Grade]:
+        return self._pool.grade_batch(requests)
 
     def metrics(self) -> dict[str, float]:
         return self._pool.metrics()

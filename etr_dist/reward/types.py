@@ -1,8 +1,9 @@
-"""The grade record every reward function returns, and the machine-readable reasons it carries."""
+"""The grading request and the grade record every reward function returns, with its machine-readable reasons."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 MATCH_STRING = "match_string"
 MATCH_NUMERIC = "match_numeric"
@@ -28,3 +29,12 @@ class Grade:
     @classmethod
     def from_reason(cls, reason: str, extracted: str | None = None) -> Grade:
         return cls(1.0 if reason in MATCH_REASONS else 0.0, reason, extracted)
+
+
+class GradeRequest(NamedTuple):
+    """One item to grade. last_number_fallback is the dataset's choice (data.last_number_fallback), carried
+    with each item because one run may grade training and evaluation sets that differ."""
+
+    response: str
+    reference: str
+    last_number_fallback: bool = False

@@ -26,7 +26,8 @@ ERROR = "error"
 MAX_ERROR_CHARS = 500
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-# Symbolic and numeric items: import sympy and latex2sympy2_extended, build the LaTeX parser's tables.
+# Every kind of answer math-verify reads: import sympy, latex2sympy2_extended and math-verify, build the
+# LaTeX parser's tables and the extraction regexes.
 WARMUP_PAIRS = (
     ("so \\boxed{(x+1)^2}", "x^2+2x+1"),
     ("#### 1,234", "1234"),
@@ -35,6 +36,10 @@ WARMUP_PAIRS = (
     ("\\boxed{2^{x+1}}", "2\\cdot 2^x"),
     ("\\boxed{\\sqrt[3]{2} + 2i}", "\\ln 3 - e^2"),
     ("\\boxed{\\frac{a}{2}+\\frac{b}{2}}", "\\frac{a+b}{2}"),
+    ("So the answer is $x \\geq 5$.", "[5, \\infty)"),
+    ("\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}", "\\left[\\begin{array}{c}1\\\\2\\end{array}\\right]"),
+    ("\\boxed{\\{1, 2\\}}", "(1, 2]"),
+    ("The answer is 12 apples.", "\\text{12}"),
 )
 
 
@@ -77,12 +82,12 @@ def _release_forkserver_lifeline() -> None:
         server._forkserver_alive_fd = None
 
 
-def worker_main(connection: Connection, reward_fn: str | None, last_number_fallback: bool) -> None:
+def worker_main(connection: Connection, reward_fn: str | None) -> None:
     _release_forkserver_lifeline()
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool, not a terminal's Ctrl-C, ends workers
     try:
-        grade_fn = resolve_reward_fn(reward_fn, last_number_fallback)
+        grade_fn = resolve_reward_fn(reward_fn)
         if reward_fn is None:
             warm_up()  # instant when forked from a warm forkserver
     except BaseException as err:  # noqa: BLE001 - report any start-up failure to the pool, which raises it
@@ -97,6 +102,6 @@ def worker_main(connection: Connection, reward_fn: str | None, last_number_fallb
         if message is None:
             return
         try:
-            connection.send((GRADED, as_grade(grade_fn(*message))))
+            connection.send((GRADED, as_grade(grade_fn(*message))))  # a GradeRequest
         except Exception as err:  # noqa: BLE001 - a failing reward function scores 0; the worker lives on
             connection.send((ERROR, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))

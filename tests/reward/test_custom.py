@@ -30,7 +30,11 @@ def test_bad_paths_fail_naming_the_path(path, error, message):
     assert message in str(raised.value)
 
 
-def test_no_path_means_the_builtin_grader():
-    builtin = resolve_reward_fn(None, last_number_fallback=False)
-    assert builtin("just 6", "6").reason == "no_answer"
-    assert resolve_reward_fn(None)("just 6", "6").reason == "match_string"
+def test_no_path_means_the_builtin_grader_with_the_requests_fallback():
+    builtin = resolve_reward_fn(None)
+    assert builtin("just 6", "6", False).reason == "no_answer"
+    assert builtin("just 6", "6", True).reason == "match_string"
+
+
+def test_a_custom_function_keeps_its_two_argument_signature():
+    assert resolve_reward_fn(f"{MODULE}:bare_number")("ab", "cd", True) == 1.0

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from etr_dist.config.schema import RewardConfig
-from etr_dist.reward import Grade, GraderPool
+from etr_dist.reward import Grade, GradeRequest, GraderPool
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +94,14 @@ def test_inputs_are_size_limited_before_grading(pool):
 
 def test_bad_input_fails_before_any_work(pool):
     items = pool.metrics()["reward/grader_items"]
-    with pytest.raises(TypeError, match=r"pairs\[1\]: reference must be str, got NoneType"):
+    with pytest.raises(TypeError, match=r"requests\[1\]: reference must be str, got NoneType"):
         pool.grade_batch([("a", "a"), ("b", None)])
-    with pytest.raises(TypeError, match=r"pairs\[0\] must be a \(response, reference\) pair"):
+    with pytest.raises(
+        TypeError, match=r"requests\[0\] must be a \(response, reference\[, last_number_fallback\]\)"
+    ):
         pool.grade_batch(["ab"])
+    with pytest.raises(TypeError, match=r"requests\[0\]: last_number_fallback must be bool, got str"):
+        pool.grade_batch([("a", "a", "yes")])
     assert pool.metrics()["reward/grader_items"] == items
 
 
@@ -127,10 +131,22 @@ def test_a_bad_reward_path_fails_at_construction(reward_fns_path):
         GraderPool(0, 1.0)
 
 
-def test_builtin_grader_from_config_and_closed_pool():
-    pool = GraderPool.from_config(RewardConfig(num_workers=1, timeout_s=5.0, last_number_fallback=False))
-    grades = pool.grade_batch([("so \\boxed{\\dfrac{1}{2}}", "0.5"), ("just 6", "6")])
-    assert grades == [Grade(1.0, "match_numeric", "\\dfrac{1}{2}"), Grade(0.0, "no_answer", None)]
+def test_builtin_grader_takes_the_fallback_from_each_request():
+    pool = GraderPool.from_config(RewardConfig(num_workers=1, timeout_s=5.0))
+    requests = [
+        ("so \\boxed{\\dfrac{1}{2}}", "0.5"),
+        ("just 6", "6"),  # a pair: no fallback (MATH-style)
+        GradeRequest("just 6", "6", last_number_fallback=True),  # arithmetic data
+        ("just 6", "6", False),
+        ("the code is AZYUK6A", "6", True),  # digits inside a word are no number
+    ]
+    assert pool.grade_batch(requests) == [
+        Grade(1.0, "match_symbolic", "\\dfrac{1}{2}"),
+        Grade(0.0, "no_answer", None),
+        Grade(1.0, "match_string", "6"),
+        Grade(0.0, "no_answer", None),
+        Grade(0.0, "no_answer", None),
+    ]
     pool.close()
     with pytest.raises(RuntimeError, match="closed"):
         pool.grade_batch([("1", "1")])

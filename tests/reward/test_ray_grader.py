@@ -3,7 +3,7 @@
 import pytest
 
 from etr_dist.config.schema import RewardConfig
-from etr_dist.reward import Grade
+from etr_dist.reward import Grade, GradeRequest
 
 pytestmark = pytest.mark.slow
 
@@ -15,15 +15,19 @@ def test_grader_actor_keeps_order_and_timeouts_under_concurrent_calls(local_ray)
 
     actor = create_grader_actor(RewardConfig(num_workers=1, timeout_s=1.0), num_cpus=1, max_concurrency=2)
     tower = ("so $\\boxed{9^{9^{9^{9}}}}$", "1")
-    pairs = [("so \\boxed{\\dfrac12}", "0.5"), ("#### 7", "8")]
+    requests = [("so \\boxed{\\dfrac12}", "0.5"), ("#### 7", "8"), GradeRequest("just 9", "9", True)]
     first, second = ray.get(
-        [actor.grade_batch.remote([tower, *pairs]), actor.grade_batch.remote(pairs)], timeout=120
+        [actor.grade_batch.remote([tower, *requests]), actor.grade_batch.remote(requests)], timeout=120
     )
-    expected = [Grade(1.0, "match_numeric", "\\dfrac12"), Grade(0.0, "mismatch", "7")]
+    expected = [
+        Grade(1.0, "match_symbolic", "\\dfrac12"),
+        Grade(0.0, "mismatch", "7"),
+        Grade(1.0, "match_string", "9"),  # the request's own last-number fallback crossed Ray
+    ]
     assert first == [Grade(0.0, "timeout", None), *expected]
     assert second == expected
     metrics = ray.get(actor.metrics.remote())
-    assert (metrics["reward/grader_items"], metrics["reward/grader_timeouts"]) == (5.0, 1.0)
+    assert (metrics["reward/grader_items"], metrics["reward/grader_timeouts"]) == (7.0, 1.0)
     ray.kill(actor)
 
 
