@@ -35,7 +35,16 @@ def load_prompts(cfg: DataConfig, stats: DataStats | None = None) -> tuple[list[
     train, evals = DATA_SOURCES.get(cfg.source)(cfg, stats)
     if stats.skipped_rows:
         logger.warning("data: skipped %d rows: %s", stats.skipped_rows, dict(stats.skipped_by_reason))
-    return train, evals
+    return _graded_as_configured(train, cfg), _graded_as_configured(evals, cfg)
+
+
+def _graded_as_configured(prompts: list[Prompt], cfg: DataConfig) -> list[Prompt]:
+    """Every source's prompts carry the dataset's grading choice to the grader (one place for all sources)."""
+    fallback = bool(cfg.last_number_fallback)
+    return [
+        p if p.last_number_fallback == fallback else dataclasses.replace(p, last_number_fallback=fallback)
+        for p in prompts
+    ]
 
 
 def encode_prompts(

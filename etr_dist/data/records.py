@@ -14,6 +14,7 @@ class Prompt:
     source: str
     messages: list[dict[str, str]] | None = None  # chat form; the engine applies the tokenizer's template
     prompt_token_ids: tuple[int, ...] | None = None  # tokenised once: every engine sees the same ids
+    last_number_fallback: bool = False  # the dataset's grading choice (data.last_number_fallback)
 
 
 @dataclass

@@ -13,6 +13,7 @@ import ray
 from etr_dist.config.schema import TrainerConfig
 from etr_dist.data.records import Group, Prompt
 from etr_dist.driver.groups import GroupAssembler
+from etr_dist.reward.types import GradeRequest
 from etr_dist.rollout.router import LeastLoadedRouter
 
 
@@ -91,8 +92,11 @@ class RolloutCollector:
                 self.router.done(worker, len(chunk))
                 counters["tokens"] += sum(len(c.token_ids) for c in completions)
                 by_id = {p.id: p for p in chunk}
-                pairs = [(c.text, by_id[c.prompt_id].answer) for c in completions]
-                grading[self.grader.grade_batch.remote(pairs)] = (by_id, completions, time.time())
+                requests = [
+                    GradeRequest(c.text, by_id[c.prompt_id].answer, by_id[c.prompt_id].last_number_fallback)
+                    for c in completions
+                ]
+                grading[self.grader.grade_batch.remote(requests)] = (by_id, completions, time.time())
                 continue
             by_id, completions, sent = grading.pop(ref)
             grades = ray.get(ref)

@@ -7,6 +7,7 @@ from dataclasses import replace
 import ray
 
 from etr_dist.data.records import Prompt
+from etr_dist.reward.types import GradeRequest
 
 
 def pass_at_k(correct_per_prompt: list[list[bool]]) -> tuple[float, float]:
@@ -36,8 +37,12 @@ def evaluate(
     chunks = [prompts[i : i + prompts_per_request] for i in range(0, len(prompts), prompts_per_request)]
     generated = [workers[i % len(workers)].generate.remote(chunk, spec) for i, chunk in enumerate(chunks)]
     completions = [c for batch in ray.get(generated) for c in batch]
-    answers = {p.id: p.answer for p in prompts}
-    grades = ray.get(grader.grade_batch.remote([(c.text, answers[c.prompt_id]) for c in completions]))
+    by_id = {p.id: p for p in prompts}
+    requests = [
+        GradeRequest(c.text, by_id[c.prompt_id].answer, by_id[c.prompt_id].last_number_fallback)
+        for c in completions
+    ]
+    grades = ray.get(grader.grade_batch.remote(requests))
     correct: dict[str, list[bool]] = {p.id: [] for p in prompts}
     for completion, grade in zip(completions, grades, strict=True):
         correct[completion.prompt_id].append(grade.score >= 1.0)
