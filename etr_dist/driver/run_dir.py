@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from etr_dist.config.schema import TrainerConfig
 from etr_dist.driver.checkpoint import LATEST, find_checkpoint
+from etr_dist.reward.grader import grader_version
 
 
 def find_resumable_run(trainer: TrainerConfig) -> Path | None:
@@ -36,5 +37,13 @@ def prepare_run_dir(cfg: DictConfig) -> Path:
         )
     for sub in ("tensorboard", "checkpoints", "samples"):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(with_grader_version(cfg), resolve=True))
     return run_dir
+
+
+def with_grader_version(cfg: DictConfig) -> DictConfig:
+    """A copy whose reward.grader_version names the built-in grader's version (a grader change changes the
+    rewards, so a run records which grader scored it); null with a custom reward.fn."""
+    recorded = cfg.copy()
+    recorded.reward.grader_version = grader_version() if cfg.reward.fn is None else None
+    return recorded
