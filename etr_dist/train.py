@@ -35,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         except (ImportError, ValueError) as err:
             print(f"etr_dist: config error: {err}", file=sys.stderr)
             return 2
-    run_dir = prepare_run_dir(cfg)
+    try:
+        run_dir = prepare_run_dir(cfg)
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"etr_dist: error: {err}", file=sys.stderr)
+        return 2
     print((run_dir / "config.yaml").read_text(), flush=True)
     print(f"run folder: {run_dir}", flush=True)
     print(f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}", flush=True)

@@ -16,7 +16,8 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
-from etr_dist.config.checks import ConfigError, check_root
+from etr_dist.config.checks import ConfigError
+from etr_dist.config.ranges import check_root
 from etr_dist.config.schema import RootConfig
 from etr_dist.registry import registered_names
 

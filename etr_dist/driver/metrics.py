@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,16 +16,26 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 class MetricsLogger:
     def __init__(
-        self, run_dir: Path, tensorboard: bool = True, progress_bar: bool = True, total_steps: int = 0
+        self,
+        run_dir: Path,
+        tensorboard: bool = True,
+        progress_bar: bool = True,
+        total_steps: int = 0,
+        start_step: int = 0,
     ):
+        """start_step > 0 (a resume): rows and events of later steps, from the run that crashed, are dropped,
+        so every step is logged once."""
         self.run_dir = Path(run_dir)
         self.tensorboard_dir = self.run_dir / "tensorboard"
-        self._jsonl = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        jsonl = self.run_dir / "metrics.jsonl"
+        _drop_rows_after(jsonl, start_step)
+        self._jsonl = open(jsonl, "a", encoding="utf-8")  # noqa: SIM115
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.tensorboard_dir))
+            purge = start_step + 1 if start_step > 0 else None
+            self._writer = SummaryWriter(log_dir=str(self.tensorboard_dir), purge_step=purge)
         self._progress = None
         if progress_bar:
             self._progress = Progress(
@@ -40,8 +52,14 @@ class MetricsLogger:
     def log(
         self, step: int, metrics: dict[str, float], histograms: dict[str, Sequence[float]] | None = None
     ) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
-        self._jsonl.write(json.dumps({"step": step, **clean}, sort_keys=True) + "\n")
+        values = {k: float(v) for k, v in metrics.items() if v is not None}
+        clean = {k: v for k, v in values.items() if math.isfinite(v)}
+        nonfinite = sorted(set(values) - set(clean))  # never dropped silently: counted, named and warned
+        clean["health/nonfinite_metrics"] = float(len(nonfinite))
+        row = {"step": step, **clean, **({"nonfinite": nonfinite} if nonfinite else {})}
+        if nonfinite:
+            print(f"etr_dist: warning: step {step}: non-finite metrics {nonfinite}", file=sys.stderr, flush=True)
+        self._jsonl.write(json.dumps(row, sort_keys=True) + "\n")
         self._jsonl.flush()
         if self._writer is not None:
             for name, value in clean.items():
@@ -67,3 +85,16 @@ class MetricsLogger:
         if self._writer is not None:
             self._writer.close()
         self._jsonl.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Rewrite metrics.jsonl (atomically) without the rows of steps after `step`."""
+    if not path.is_file():
+        return
+    rows = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [line for line in rows if json.loads(line)["step"] <= step]
+    if len(kept) == len(rows):
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    os.replace(tmp, path)

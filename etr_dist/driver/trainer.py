@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ray
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from etr_dist.config import to_dataclass
 from etr_dist.driver.checkpoint import CheckpointManager, find_checkpoint
@@ -42,15 +42,17 @@ class Trainer:
             cfg.trainer,
             cfg.rollout.prompts_per_request,
         )
-        self.logger = MetricsLogger(
-            self.run_dir, cfg.logging.tensorboard, cfg.logging.progress_bar, cfg.trainer.total_steps
-        )
+        self.logger: MetricsLogger | None = None  # opened by fit(), once the resume step is known
         self._phases = open(self.run_dir / "phases.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.initial_eval: dict[str, float] = {}
 
     def fit(self) -> dict[str, float]:
         trainer = self.cfg.trainer
         start_step = self._restore()
+        logging_cfg = self.cfg.logging
+        self.logger = MetricsLogger(
+            self.run_dir, logging_cfg.tensorboard, logging_cfg.progress_bar, trainer.total_steps, start_step
+        )
         self._sync(start_step)
         final_eval: dict[str, float] = {}
         if trainer.eval_at_start and start_step == 0:
@@ -68,11 +70,11 @@ class Trainer:
                 metrics = self._train_one(step, rollout)
                 metrics["timing_s/step"] = time.time() - step_start  # waiting for rollouts, learning, sync
                 done = step + 1
+                if _due(done, trainer.save_every, trainer.total_steps):
+                    self._save(done)  # before eval: an eval error must not lose the step's checkpoint
                 if _due(done, trainer.eval_every, trainer.total_steps):
                     final_eval = self._evaluate()
                     metrics.update(final_eval)
-                if _due(done, trainer.save_every, trainer.total_steps):
-                    self._save(done)
                 pass_rates = [g.pass_rate for g in rollout.groups + rollout.filtered]
                 self.logger.log(done, metrics, {"reward/pass_rate_hist": pass_rates})
                 self.logger.advance(done, metrics)
@@ -129,16 +131,19 @@ class Trainer:
         )
 
     def _save(self, step: int) -> None:
-        folder = self.checkpoints.step_dir(step)
-        self.cluster.learner.save_checkpoint(str(folder / "learner"), {"step": step})
+        staging = self.checkpoints.staging_dir(step)
+        self.cluster.learner.save_checkpoint(str(staging / "learner"), {"step": step})
         state = {
             "step": step,
             "stream": self.collector.stream_state_for(step),
-            "config": self.cfg.trainer.experiment,
+            "config": OmegaConf.to_container(
+                self.cfg, resolve=True
+            ),  # a resume checks it (RESUME_FIXED_KEYS)
         }
         self.checkpoints.commit(step, state)
 
     def _restore(self) -> int:
+        """The step to start from: 0, or the checkpoint's (prepare_run_dir already checked it is compatible)."""
         resume = self.cfg.trainer.resume
         if resume == "never":
             return 0

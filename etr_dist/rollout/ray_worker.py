@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import ray
 import torch
 from ray.actor import ActorHandle
@@ -33,16 +31,13 @@ class RolloutActor:
             self._in_flight -= len(prompts)
 
     @ray.method(concurrency_group="engine")
-    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        self._worker.load_weights(named_tensors)
+    def update_weights(self, bucket_refs: list[ray.ObjectRef], version: int) -> None:
+        """One whole sync from the object store: every bucket, then the version, in one engine call."""
+        self._worker.update_weights((ray.get(ref) for ref in bucket_refs), version)
 
     @ray.method(concurrency_group="engine")
     def get_weights(self) -> dict[str, torch.Tensor]:
         return self._worker.get_weights()
-
-    @ray.method(concurrency_group="engine")
-    def set_policy_version(self, version: int) -> None:
-        self._worker.set_policy_version(version)
 
     @ray.method(concurrency_group="engine")
     def join_weight_group(
@@ -51,8 +46,9 @@ class RolloutActor:
         self._worker.join_weight_group(master_addr, master_port, world_size, rank, backend)
 
     @ray.method(concurrency_group="engine")
-    def receive_broadcast(self, meta: list[tuple[str, str, tuple[int, ...]]]) -> None:
-        self._worker.receive_broadcast(meta)
+    def receive_weights(self, version: int) -> None:
+        """One whole sync from the weight group, in one engine call."""
+        self._worker.receive_weights(version)
 
     @ray.method(concurrency_group="status")
     def policy_version(self) -> int:

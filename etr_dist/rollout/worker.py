@@ -22,17 +22,17 @@ class RolloutWorker:
     def policy_version(self) -> int:
         return self._policy_version
 
-    def set_policy_version(self, version: int) -> None:
-        if version < 0:
-            raise ValueError(f"policy version must be >= 0, got {version}")
-        self._policy_version = version
-
     def generate(self, prompts: list[Prompt], sampling: SamplingSpec) -> list[Completion]:
         """Completions stamped with the policy version they were sampled from (for bounded staleness)."""
         return self.engine.generate(prompts, sampling, self._policy_version)
 
-    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        self.engine.load_weights(named_tensors)
+    def update_weights(self, buckets: Iterable[Iterable[tuple[str, torch.Tensor]]], version: int) -> None:
+        """Load every bucket of one sync, then take its version: in one call, so no generate sees a mix."""
+        if version < 0:
+            raise ValueError(f"policy version must be >= 0, got {version}")
+        for bucket in buckets:
+            self.engine.load_weights(bucket)
+        self._policy_version = version
 
     def get_weights(self) -> dict[str, torch.Tensor]:
         return self.engine.get_weights()
@@ -45,12 +45,10 @@ class RolloutWorker:
 
         self._weight_group = join_group(master_addr, master_port, world_size, rank, backend)
 
-    def receive_broadcast(self, meta: list[tuple[str, str, tuple[int, ...]]]) -> None:
-        """Receive one bucket, (name, dtype, shape) per tensor in send order, and load it."""
+    def receive_weights(self, version: int) -> None:
+        """Take one whole sync from the weight group (learner rank 0 sends it), then its version."""
         if self._weight_group is None:
-            raise RuntimeError(
-                "receive_broadcast before join_weight_group: this worker is in no weight group"
-            )
-        from etr_dist.sync.broadcast import receive_tensors
+            raise RuntimeError("receive_weights before join_weight_group: this worker is in no weight group")
+        from etr_dist.sync.broadcast import receive_buckets
 
-        self.load_weights(receive_tensors(self._weight_group, meta, self.engine.device))
+        self.update_weights(receive_buckets(self._weight_group, self.engine.device), version)

@@ -2,14 +2,16 @@
 
 It is built from its own TCPStore and a backend object (ProcessGroupNCCL on GPU, ProcessGroupGloo on CPU),
 never through torch.distributed.init_process_group: the default group belongs to DeepSpeed (learner) or the
-engine (vLLM). Each bucket travels as one flat byte buffer; its (name, dtype, shape) metadata goes first
-through Ray so the receivers can size the buffer and cut it back into tensors.
+engine (vLLM). Each bucket travels as a header (its (name, dtype, shape) list as JSON bytes) and then one flat
+byte buffer; an empty header ends a sync. So a receiver takes a whole sync in one call, without knowing the
+buckets beforehand.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -100,3 +102,36 @@ def receive_tensors(
         (name, piece.clone().view(dtype).reshape(shape).to(target))
         for (name, _, shape), dtype, piece in zip(meta, dtypes, pieces, strict=True)
     ]
+
+
+def _broadcast_header(group: WeightGroup, meta: list[TensorMeta] | None) -> list[TensorMeta]:
+    """Rank 0 sends the bucket's metadata (an empty list ends the sync); every rank returns it."""
+    if group.rank == SRC_RANK:
+        payload = torch.tensor(list(json.dumps(meta).encode()), dtype=torch.uint8, device=group.device)
+        length = torch.tensor([payload.numel()], dtype=torch.int64, device=group.device)
+    else:
+        length = torch.zeros(1, dtype=torch.int64, device=group.device)
+    group.backend.broadcast(length, SRC_RANK).wait()
+    if group.rank != SRC_RANK:
+        payload = torch.empty(int(length.item()), dtype=torch.uint8, device=group.device)
+    group.backend.broadcast(payload, SRC_RANK).wait()
+    return [(name, dtype, tuple(shape)) for name, dtype, shape in json.loads(bytes(payload.cpu().tolist()))]
+
+
+def send_bucket(group: WeightGroup, named_tensors: list[tuple[str, Tensor]]) -> int:
+    """Rank 0: one bucket, header then bytes; returns its size in bytes."""
+    _broadcast_header(group, tensor_meta(named_tensors))
+    return broadcast_tensors(group, [tensor for _, tensor in named_tensors])
+
+
+def send_end(group: WeightGroup) -> None:
+    """Rank 0: the empty header that ends a sync."""
+    _broadcast_header(group, [])
+
+
+def receive_buckets(
+    group: WeightGroup, device: torch.device | str | None = None
+) -> Iterator[list[tuple[str, Tensor]]]:
+    """A receiver: every bucket of one sync, as named tensors, until rank 0's end marker."""
+    while meta := _broadcast_header(group, None):
+        yield receive_tensors(group, meta, device)

@@ -1,9 +1,11 @@
 """Weight-sync transports behind one interface: `transport.sync(learner_actors, rollout_actors, ...)`.
 
 `sync` runs on the driver; it has every learner rank run `push` at once, because gathering the ZeRO-3
-partitions is collective. Rank 0 sends each gathered bucket to every rollout worker, then sets their policy
-version. The learner actors expose `push_weights`, `weight_sync_endpoint` and `join_weight_group`; the rollout
-actors expose `load_weights`, `set_policy_version`, `join_weight_group` and `receive_broadcast`.
+partitions is collective. Rank 0 delivers the gathered buckets to every rollout worker, which takes the whole
+sync, every bucket and then the version the driver chose, in ONE engine call: no generate on that worker can
+run between two buckets, so a sample never comes from a half-updated model or carries the wrong version. The
+learner actors expose `push_weights`, `weight_sync_endpoint` and `join_weight_group`; the rollout actors expose
+`update_weights`, `receive_weights` and `join_weight_group`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import ray
 import torch
 
 from etr_dist.registry import Registry
-from etr_dist.sync.broadcast import WeightGroup, broadcast_tensors, tensor_meta
+from etr_dist.sync.broadcast import WeightGroup, send_bucket, send_end
 
 logger = logging.getLogger(__name__)
 
@@ -100,16 +102,19 @@ class Transport(ABC):
             for _ in source.export_weights(bucket_mb):
                 pass
             return 0, 0
-        sent = cls.send(source, rollout_actors, bucket_mb, weight_group)
-        ray.get([actor.set_policy_version.remote(version) for actor in rollout_actors])
-        return sent
+        return cls.send(source, rollout_actors, bucket_mb, version, weight_group)
 
     @staticmethod
     @abstractmethod
     def send(
-        source: WeightSource, rollout_actors: list[Any], bucket_mb: float, weight_group: WeightGroup | None
+        source: WeightSource,
+        rollout_actors: list[Any],
+        bucket_mb: float,
+        version: int,
+        weight_group: WeightGroup | None,
     ) -> tuple[int, int]:
-        """On learner rank 0: deliver every bucket of source.export_weights; returns (bytes, buckets)."""
+        """On learner rank 0: every bucket of source.export_weights and `version`, as one call per worker;
+        returns (bytes, buckets)."""
 
 
 TRANSPORTS: Registry[type[Transport]] = Registry("weight-sync transport", config_key="sync.transport")
@@ -129,26 +134,28 @@ def _nbytes(bucket: list[tuple[str, torch.Tensor]]) -> int:
 
 @register_transport("object_store")
 class ObjectStoreTransport(Transport):
-    """Each bucket is put in Ray's object store once and its ref handed to every worker's load_weights."""
+    """Each bucket is put in Ray's object store once; every worker gets the list of refs in one call.
+
+    The object store holds the whole model while the workers load it (a sync is one call per worker).
+    """
 
     def connect(self, learner_actors: list[Any], rollout_actors: list[Any]) -> None:
         """Nothing to set up: every actor already shares the object store."""
 
     @staticmethod
     def send(
-        source: WeightSource, rollout_actors: list[Any], bucket_mb: float, weight_group: WeightGroup | None
+        source: WeightSource,
+        rollout_actors: list[Any],
+        bucket_mb: float,
+        version: int,
+        weight_group: WeightGroup | None,
     ) -> tuple[int, int]:
-        sent = num_buckets = 0
-        loading: list[ray.ObjectRef] = []
+        refs, sent = [], 0
         for bucket in source.export_weights(bucket_mb):
-            ref = ray.put(bucket)
-            ray.get(
-                loading
-            )  # one bucket in flight: the next gather overlaps the last load, memory stays bounded
-            loading = [actor.load_weights.remote(ref) for actor in rollout_actors]
-            sent, num_buckets = sent + _nbytes(bucket), num_buckets + 1
-        ray.get(loading)
-        return sent, num_buckets
+            refs.append(ray.put(bucket))
+            sent += _nbytes(bucket)
+        ray.get([actor.update_weights.remote(refs, version) for actor in rollout_actors])
+        return sent, len(refs)
 
 
 @register_transport("nccl")
@@ -181,18 +188,18 @@ class BroadcastTransport(Transport):
 
     @staticmethod
     def send(
-        source: WeightSource, rollout_actors: list[Any], bucket_mb: float, weight_group: WeightGroup | None
+        source: WeightSource,
+        rollout_actors: list[Any],
+        bucket_mb: float,
+        version: int,
+        weight_group: WeightGroup | None,
     ) -> tuple[int, int]:
         if weight_group is None:
             raise RuntimeError("learner rank 0 is in no weight group: BroadcastTransport.connect forms it")
+        receiving = [actor.receive_weights.remote(version) for actor in rollout_actors]  # one call: the sync
         sent = num_buckets = 0
-        receiving: list[ray.ObjectRef] = []
         for bucket in source.export_weights(bucket_mb, device=weight_group.device):
-            meta = tensor_meta(bucket)
-            receiving += [actor.receive_broadcast.remote(meta) for actor in rollout_actors]
-            sent, num_buckets = (
-                sent + broadcast_tensors(weight_group, [t for _, t in bucket]),
-                num_buckets + 1,
-            )
+            sent, num_buckets = sent + send_bucket(weight_group, bucket), num_buckets + 1
+        send_end(weight_group)
         ray.get(receiving)
         return sent, num_buckets

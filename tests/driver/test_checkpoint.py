@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from etr_dist.driver.checkpoint import CheckpointManager
+from etr_dist.driver.checkpoint import CheckpointManager, incompatible_resume
 
 
 def test_commit_moves_latest_and_keeps_last_k(tmp_path):
@@ -35,3 +35,32 @@ def test_dangling_pointer_names_the_problem(tmp_path):
 def test_driver_state_is_plain_json(tmp_path):
     CheckpointManager(tmp_path).commit(3, {"step": 3})
     assert json.loads((tmp_path / "step_3" / "driver_state.json").read_text()) == {"step": 3}
+
+
+def test_a_step_is_staged_then_renamed_and_pruning_spares_later_steps(tmp_path):
+    manager = CheckpointManager(tmp_path, keep_last=1)
+    for step in (2, 4):
+        (manager.staging_dir(step) / "learner.bin").write_text("weights")
+        manager.commit(step, {"step": step})
+    assert not list(tmp_path.glob(".step_*"))  # staging folders are renamed into place
+    assert sorted(p.name for p in tmp_path.glob("step_*")) == ["step_4"]
+    # a run resumed from an older checkpoint commits step 3: step 4 (after it) is not pruned
+    (manager.staging_dir(3) / "learner.bin").write_text("weights")
+    manager.commit(3, {"step": 3})
+    assert sorted(p.name for p in tmp_path.glob("step_*")) == ["step_3", "step_4"]
+    assert manager.latest() == tmp_path / "step_3"
+
+
+def test_a_crash_mid_save_leaves_latest_on_the_last_complete_step(tmp_path):
+    manager = CheckpointManager(tmp_path)
+    manager.commit(1, {"step": 1})
+    (manager.staging_dir(2) / "learner.bin").write_text("half")  # the learner wrote, commit never ran
+    assert manager.latest() == tmp_path / "step_1"
+    assert manager.staging_dir(2).is_dir() and not list(manager.staging_dir(2).iterdir())  # restaged clean
+
+
+def test_incompatible_resume_names_the_first_changed_key():
+    saved = {"learner": {"num_ranks": 2}, "model": {"source": "tiny"}}
+    assert incompatible_resume(saved, saved) is None
+    assert "'model.source' was 'tiny'" in incompatible_resume(saved, {**saved, "model": {"source": "hf"}})
+    assert incompatible_resume("an old checkpoint's experiment name", saved) is None

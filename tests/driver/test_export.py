@@ -21,7 +21,7 @@ def test_find_checkpoint_accepts_run_checkpoints_or_step_folder(tmp_path):
 
 
 def test_resume_from_a_checkpoint_path_reuses_its_run_folder(tmp_path):
-    from etr_dist.config import compose_config
+    from etr_dist.config import ConfigError, compose_config
     from etr_dist.driver.checkpoint import CheckpointManager
     from etr_dist.driver.run_dir import prepare_run_dir
 
@@ -31,6 +31,11 @@ def test_resume_from_a_checkpoint_path_reuses_its_run_folder(tmp_path):
         [f"trainer.resume={run / 'checkpoints' / 'step_2'}", f"trainer.output_dir={tmp_path}"]
     )
     assert prepare_run_dir(cfg) == run.resolve()
-    missing = compose_config([f"trainer.resume={tmp_path / 'nowhere'}"])
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
     with pytest.raises(FileNotFoundError, match="no checkpoint under"):
-        prepare_run_dir(missing)
+        prepare_run_dir(compose_config([f"trainer.resume={empty}"]))
+    with pytest.raises(
+        ConfigError, match="trainer.resume=.*nowhere.* is neither never, auto nor an existing"
+    ):
+        compose_config([f"trainer.resume={tmp_path / 'nowhere'}"])

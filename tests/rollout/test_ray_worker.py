@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 
 import pytest
@@ -29,14 +30,48 @@ def test_actors_take_their_cpus_from_the_config(actors) -> None:
 
 def test_generate_and_weights_through_ray(actors, tiny_prompts: list[Prompt]) -> None:
     sampling = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4, seed=0)
-    ray.get([actor.set_policy_version.remote(2) for actor in actors])
+    ray.get([actor.update_weights.remote([], 2) for actor in actors])
     first, second = ray.get([actor.generate.remote(tiny_prompts, sampling) for actor in actors])
     assert len(first) == 2 * len(tiny_prompts) and {c.policy_version for c in first} == {2}
     assert [c.token_ids for c in first] == [c.token_ids for c in second]  # same weights, same seed
-    norm = ("model.norm.weight", torch.full((64,), 0.25))
-    ray.get(actors[0].load_weights.remote([norm]))
-    assert torch.equal(ray.get(actors[0].get_weights.remote())["model.norm.weight"], norm[1])
-    assert ray.get([actor.policy_version.remote() for actor in actors]) == [2, 2]
+    original = ray.get(actors[0].get_weights.remote())["model.norm.weight"]
+    norm = [("model.norm.weight", torch.full((64,), 0.25))]
+    ray.get(actors[0].update_weights.remote([ray.put(norm)], 3))
+    assert torch.equal(ray.get(actors[0].get_weights.remote())["model.norm.weight"], norm[0][1])
+    assert ray.get([actor.policy_version.remote() for actor in actors]) == [3, 2]
+    ray.get(actors[0].update_weights.remote([ray.put([("model.norm.weight", original)])], 2))
+
+
+def test_every_completion_generated_during_syncs_comes_from_exactly_one_weight_version(
+    actors, tiny_prompts: list[Prompt], reference_model, teacher_forced
+) -> None:
+    """Syncs (one bucket per tensor) and generate calls queued on the actor in turns, none awaited."""
+    temperature = 0.8
+    first = {name: tensor.clone() for name, tensor in ray.get(actors[0].get_weights.remote()).items()}
+    second = {name: tensor * 1.1 + 0.01 for name, tensor in first.items()}
+    weights = {10: first, 11: second}
+    buckets = {v: [ray.put([(name, tensor)]) for name, tensor in w.items()] for v, w in weights.items()}
+    ray.get(actors[0].update_weights.remote(buckets[10], 10))
+    calls = []
+    for turn in range(6):  # generate x2 under the version synced last, then a sync to the other version
+        sampling = SamplingSpec(n=2, temperature=temperature, top_p=1.0, max_new_tokens=6, seed=turn)
+        calls += [actors[0].generate.remote(tiny_prompts, sampling) for _ in range(2)]
+        calls.append(actors[0].update_weights.remote(buckets[11 - turn % 2], 11 - turn % 2))
+    completions = [c for result in ray.get(calls) if result for c in result]
+    assert {c.policy_version for c in completions} == {10, 11}
+    prompt_ids = {p.id: p.prompt_token_ids for p in tiny_prompts}
+    model = copy.deepcopy(reference_model)
+    for completion in completions:
+        errors = {}
+        for version, state in weights.items():
+            model.load_state_dict(state, strict=False)
+            expected = teacher_forced(
+                model, prompt_ids[completion.prompt_id], completion.token_ids, temperature
+            )
+            errors[version] = (expected - torch.tensor(completion.logprobs)).abs().max().item()
+        assert errors[completion.policy_version] < 1e-4, errors
+        assert errors[21 - completion.policy_version] > 1e-3, errors
+    ray.get(actors[0].update_weights.remote(buckets[10], 0))
 
 
 def test_in_flight_counts_prompts_while_generate_runs(actors, tiny_prompts: list[Prompt]) -> None:
