@@ -45,8 +45,13 @@ class RolloutCollector:
         self._stream_states: dict[int, dict[str, Any]] = {}
 
     def stream_state_for(self, step: int) -> dict[str, Any]:
-        """The stream position a run resumed at `step` must start from."""
+        """The stream position a run resumed at `step` must start from (states of older steps are dropped).
+
+        Kept for every step collected since the last call, so it is exact however far (max_staleness) the
+        producer runs ahead; a step not collected yet starts where the stream stands now.
+        """
         with self._stream_lock:
+            self._stream_states = {s: v for s, v in self._stream_states.items() if s >= step}
             return self._stream_states.get(step) or self.stream.state_dict()
 
     def collect(self, step: int) -> StepRollout:
@@ -55,7 +60,6 @@ class RolloutCollector:
         started = time.time()
         with self._stream_lock:
             state = self.stream.state_dict()
-            self._stream_states = {s: v for s, v in self._stream_states.items() if s >= step - 1}
             self._stream_states[step] = state
         assembler = GroupAssembler(self.sampling.n)
         generating: dict[ray.ObjectRef, tuple[int, list[Prompt]]] = {}
