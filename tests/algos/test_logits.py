@@ -1,9 +1,10 @@
-"""Chunked log-probs and entropy equal the unchunked computation, in value and in gradient."""
+"""Chunked log-probs and entropy equal the unchunked computation, in value and in gradient; top_p by hand."""
 
 import math
 
 import pytest
 import torch
+from transformers import TopPLogitsWarper
 
 from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 
@@ -105,3 +106,52 @@ def test_entropy_is_finite_in_value_and_gradient_with_masked_logits():
     entropy.sum().backward()
     assert torch.isfinite(logits.grad).all()
     assert logits.grad[0, 0, 2].item() == 0.0
+
+
+# top_p: p = [0.5, 0.3, 0.15, 0.05]. Ascending cumulative mass [0.05, 0.2, 0.5, 1.0]; at top_p = 0.7 a token is
+# dropped while its cumulative mass is <= 0.3: 0.05 and 0.15 go, the nucleus {0.5, 0.3} renormalises to
+# [0.625, 0.375]. At top_p = 0.45 (<= 0.55) only the most probable token stays: its log-prob is 0.
+PROBS = torch.tensor([0.5, 0.3, 0.15, 0.05])
+
+
+def nucleus_logprobs(top_p, labels):
+    logits = PROBS.log().expand(len(labels), 4)[None]  # [1, len(labels), 4]
+    return logprobs_from_logits(logits, torch.tensor([labels]), top_p=top_p)[0].tolist()
+
+
+def test_top_p_renormalises_over_the_nucleus_by_hand():
+    assert nucleus_logprobs(0.7, [0, 1]) == pytest.approx([math.log(0.625), math.log(0.375)])
+    assert nucleus_logprobs(0.45, [0]) == pytest.approx([0.0], abs=1e-7)
+    assert nucleus_logprobs(1.0, [2]) == pytest.approx([math.log(0.15)])
+    # a sampled token outside the nucleus (the engine's own nucleus had it) joins it: 0.15 / (0.8 + 0.15)
+    assert nucleus_logprobs(0.7, [2]) == pytest.approx([math.log(0.15 / 0.95)])
+    entropy = entropy_from_logits(PROBS.log()[None, None], top_p=0.7).item()
+    assert entropy == pytest.approx(-(0.625 * math.log(0.625) + 0.375 * math.log(0.375)))
+
+
+@pytest.mark.parametrize("top_p", [0.9, 0.5])
+def test_top_p_equals_transformers_warper_chunked_and_in_gradient(top_p):
+    """Every label inside the nucleus: the same values and gradients as TopPLogitsWarper + log_softmax."""
+    logits, _ = logits_and_labels()
+    warped = TopPLogitsWarper(top_p)(None, (logits / 0.7).reshape(-1, 11)).reshape(logits.shape)
+    labels = torch.multinomial(
+        warped.softmax(-1).reshape(-1, 11), 1, generator=torch.Generator().manual_seed(1)
+    )
+    labels = labels.reshape(3, 5)  # sampled from the nucleus, as an engine does
+    reference_logits = logits.clone().requires_grad_()
+    scaled = TopPLogitsWarper(top_p)(None, (reference_logits / 0.7).reshape(-1, 11)).reshape(logits.shape)
+    ref_logp = torch.log_softmax(scaled, -1).gather(-1, labels[..., None]).squeeze(-1)
+    ref_logp.sum().backward()
+    for chunk_size in (1, 4, 1000):
+        chunked_logits = logits.clone().requires_grad_()
+        logp = logprobs_from_logits(chunked_logits, labels, chunk_size, temperature=0.7, top_p=top_p)
+        logp.sum().backward()
+        torch.testing.assert_close(logp, ref_logp)
+        torch.testing.assert_close(chunked_logits.grad, reference_logits.grad)
+
+
+def test_top_p_must_be_a_probability():
+    logits, labels = logits_and_labels()
+    for top_p in (0.0, 1.5):
+        with pytest.raises(ValueError, match="top_p"):
+            logprobs_from_logits(logits, labels, top_p=top_p)
