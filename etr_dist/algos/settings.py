@@ -9,10 +9,15 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from etr_dist.config.checks import ConfigError, check_algorithm
-from etr_dist.config.schema import AlgorithmConfig, EtrConfig
+from etr_dist.config.schema import AlgorithmConfig
 
 _ALGORITHM_KEYS = {f.name for f in dataclasses.fields(AlgorithmConfig)}
-_ETR_KEYS = {f.name for f in dataclasses.fields(EtrConfig)}
+# nested nodes (algorithm.etr, .sapo, .bandpo, .rollout_correction): key -> their dataclass
+_NODES = {
+    f.name: f.default_factory
+    for f in dataclasses.fields(AlgorithmConfig)
+    if dataclasses.is_dataclass(f.default_factory)
+}
 
 
 def _as_dict(node: Any, where: str) -> dict[str, Any]:
@@ -44,9 +49,12 @@ def read_algorithm_config(config: Any, loss_mode: str | None = None) -> Algorith
     else:
         given = _as_dict(config, "algorithm config")
         _reject_unknown(given, _ALGORITHM_KEYS, "algorithm config")
-        etr_given = _as_dict(given.pop("etr", None), "algorithm.etr")
-        _reject_unknown(etr_given, _ETR_KEYS, "algorithm.etr")
-        algorithm = AlgorithmConfig(**given, etr=EtrConfig(**etr_given))
+        nodes = {}
+        for key, node_type in _NODES.items():
+            node_given = _as_dict(given.pop(key, None), f"algorithm.{key}")
+            _reject_unknown(node_given, {f.name for f in dataclasses.fields(node_type)}, f"algorithm.{key}")
+            nodes[key] = node_type(**node_given)
+        algorithm = AlgorithmConfig(**given, **nodes)
     if loss_mode is not None and loss_mode != algorithm.name:
         algorithm = dataclasses.replace(algorithm, name=loss_mode)
     check_algorithm(algorithm)

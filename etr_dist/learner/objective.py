@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from etr_dist.algos import PolicyLoss, aggregate_loss, kl_penalty
+from etr_dist.algos import PolicyLoss, aggregate_loss, kl_penalty, rollout_correction_weights
 from etr_dist.config.schema import AlgorithmConfig
 from etr_dist.learner.batch import TrainBatch
 
@@ -31,11 +31,6 @@ def response_logits_and_labels(
     return picked, input_ids.gather(1, positions + 1)
 
 
-def truncated_is_weights(old_log_prob: Tensor, rollout_log_prob: Tensor, mask: Tensor, cap: float) -> Tensor:
-    """min(pi_old / pi_rollout, cap) per token: corrects engine mismatch and staleness, bounded variance."""
-    return (old_log_prob - rollout_log_prob).exp().clamp(max=cap) * mask
-
-
 def masked_token_mean(values: Tensor, mask: Tensor) -> float:
     return float((values.detach() * mask).sum() / mask.sum().clamp(min=1))
 
@@ -53,17 +48,20 @@ class Objective:
         loss_norm: float,
         log_prob: Tensor,
         old_log_prob: Tensor,
-        token_weights: Tensor | None = None,
         ref_log_prob: Tensor | None = None,
         entropy: Tensor | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
         """This micro-batch's share of the mini-batch loss, and its metrics.
 
         Every term is aggregated with the mini-batch's global normaliser, so the shares of all micro-batches
-        of all ranks add up to the mini-batch's loss. log_prob, old_log_prob, token_weights, ref_log_prob and
-        entropy are [n, T] over the micro-batch's response tokens.
+        of all ranks add up to the mini-batch's loss. log_prob, old_log_prob, ref_log_prob and entropy are
+        [n, T] over the micro-batch's response tokens. The policy term is weighted by the off-policy
+        correction between the engine's log-probs (micro.rollout_logprobs) and old_log_prob.
         """
         algorithm, response_mask = self.algorithm, micro.response_mask
+        token_weights, correction_metrics = rollout_correction_weights(
+            old_log_prob, micro.rollout_logprobs, response_mask, algorithm.rollout_correction
+        )
         loss, metrics = self.policy_loss(
             log_prob,
             old_log_prob,
@@ -84,6 +82,4 @@ class Objective:
             metrics["actor/entropy"] = masked_token_mean(entropy, response_mask)
             if algorithm.entropy_coef:
                 loss = loss - algorithm.entropy_coef * aggregate_loss(entropy, response_mask, mode, loss_norm)
-        if token_weights is not None:
-            metrics["actor/is_weight_mean"] = masked_token_mean(token_weights, response_mask)
-        return loss, metrics
+        return loss, {**metrics, **correction_metrics}

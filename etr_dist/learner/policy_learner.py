@@ -22,7 +22,7 @@ from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 from etr_dist.config.schema import AlgorithmConfig, LearnerConfig, ModelConfig, RootConfig
 from etr_dist.learner.batch import MicroBatch, TrainBatch, micro_batches, split_mini_batches
 from etr_dist.learner.metrics import RankMetrics, StepMetrics
-from etr_dist.learner.objective import Objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.learner.objective import Objective, response_logits_and_labels
 from etr_dist.registry import import_plugins
 from etr_dist.sync.buckets import bucketize
 
@@ -58,10 +58,9 @@ class LearnerSetup:
     model: ModelConfig
     learner: LearnerConfig
     algorithm: AlgorithmConfig
-    temperature: float  # rollout.temperature: log-probs describe the distribution the engine sampled
-    is_truncation: (
-        float | None
-    )  # cap of the truncated IS weight (trainer.is_truncation), None = no correction
+    # rollout.temperature and rollout.top_p: the log-probs describe the distribution the engine sampled
+    temperature: float
+    top_p: float
     plugins: tuple[str, ...] = ()
 
     @classmethod
@@ -72,7 +71,7 @@ class LearnerSetup:
             learner=cfg.learner,
             algorithm=cfg.algorithm,
             temperature=cfg.rollout.temperature,
-            is_truncation=cfg.trainer.is_truncation if cfg.trainer.is_correction else None,
+            top_p=cfg.rollout.top_p,
             plugins=tuple(cfg.plugins),
         )
 
@@ -165,30 +164,26 @@ class PolicyLearner:
 
     def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
         logits, labels = self._response_logits(engine, micro)
+        setup = self.setup
         return logprobs_from_logits(
-            logits, labels, self.learner_cfg.logprob_chunk_size, self.setup.temperature
+            logits, labels, self.learner_cfg.logprob_chunk_size, setup.temperature, setup.top_p
         )
 
     @torch.no_grad()
     def _fixed_inputs(self, micro: TrainBatch) -> dict[str, torch.Tensor]:
-        """What stays constant over the PPO epochs: old log-probs (current weights), reference, IS weights."""
-        old = self._log_probs(self.engine, micro)
-        fixed = {"old_log_prob": old}
+        """What stays constant over the PPO epochs: old log-probs (current weights) and the reference's."""
+        fixed = {"old_log_prob": self._log_probs(self.engine, micro)}
         if self.reference is not None:
             fixed["ref_log_prob"] = self._log_probs(self.reference, micro)
-        if self.setup.is_truncation is not None:
-            fixed["token_weights"] = truncated_is_weights(
-                old, micro.rollout_logprobs, micro.response_mask, self.setup.is_truncation
-            )
         return fixed
 
     def _micro_step(self, micro: MicroBatch, fixed: dict[str, torch.Tensor], loss_norm: float) -> dict:
         batch = micro.batch
         logits, labels = self._response_logits(self.engine, batch)
-        chunk, temperature = self.learner_cfg.logprob_chunk_size, self.setup.temperature
-        log_prob = logprobs_from_logits(logits, labels, chunk, temperature)
-        with torch.set_grad_enabled(bool(self.setup.algorithm.entropy_coef)):
-            entropy = entropy_from_logits(logits, chunk, temperature)
+        chunk, setup = self.learner_cfg.logprob_chunk_size, self.setup
+        log_prob = logprobs_from_logits(logits, labels, chunk, setup.temperature, setup.top_p)
+        with torch.set_grad_enabled(bool(setup.algorithm.entropy_coef)):
+            entropy = entropy_from_logits(logits, chunk, setup.temperature, setup.top_p)
         loss, metrics = self.objective(batch, loss_norm, log_prob, entropy=entropy, **fixed)
         # DeepSpeed averages gradients over ranks; the shares of all ranks must add up instead
         self.engine.backward(loss * (micro.loss_weight * self.world_size), scale_wrt_gas=False)

@@ -5,6 +5,7 @@ import torch
 
 from etr_dist.algos import (
     AGGREGATIONS,
+    POLICY_LOSSES,
     aggregate_loss,
     aggregation_norm,
     compute_advantages,
@@ -102,7 +103,7 @@ def sharded_gradient(loss_mode, mode, ranks, micro_batches, use_step_stats=True)
     return total, leaf.grad
 
 
-@pytest.mark.parametrize("loss_mode", ["etr", "grpo", "clip_higher", "gspo"])
+@pytest.mark.parametrize("loss_mode", POLICY_LOSSES.names())
 @pytest.mark.parametrize("mode", AGGREGATIONS.names())
 def test_gradient_does_not_depend_on_sharding(loss_mode, mode):
     whole_loss, whole_grad = sharded_gradient(loss_mode, mode, ranks=1, micro_batches=1)

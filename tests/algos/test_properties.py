@@ -72,7 +72,7 @@ def test_elastic_bounds_stay_within_limits(outcomes, etr, agg):
 @FAST
 @given(
     batch=policy_batches(),
-    loss_mode=st.sampled_from(["grpo", "clip_higher", "gspo", "etr"]),
+    loss_mode=st.sampled_from(["grpo", "clip_higher", "gspo", "etr", "cispo", "sapo", "dppo_tv", "bandpo"]),
     agg=st.sampled_from(
         ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"]
     ),

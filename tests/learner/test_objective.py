@@ -1,12 +1,10 @@
-import math
-
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from etr_dist.config.schema import AlgorithmConfig
 from etr_dist.learner.batch import build_train_batch, micro_batches, shard_batch, split_mini_batches
-from etr_dist.learner.objective import Objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.learner.objective import Objective, response_logits_and_labels
 from etr_dist.learner.policy_learner import disable_dropout
 
 from .helpers import random_groups
@@ -24,23 +22,17 @@ def test_response_logits_are_the_positions_before_each_response_token():
     assert labels.tolist() == [[8, 9, 0], [21, 22, 23]]
 
 
-def test_truncated_is_weights_by_hand():
-    old = torch.tensor([[-1.0, -0.5, -0.5, -3.0]])
-    rollout = torch.tensor([[-1.5, -0.5, -1.5, -0.1]])
-    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
-    weights = truncated_is_weights(old, rollout, mask, cap=2.0)
-    assert weights[0].tolist() == pytest.approx([math.exp(0.5), 1.0, 2.0, 0.0])  # e^1 capped at 2
-
-
 def objective_inputs(micro):
-    """Deterministic per-token stand-ins for the model's outputs, so every sharding sees the same values."""
-    old = micro.rollout_logprobs
+    """Deterministic per-token stand-ins for the model's outputs, so every sharding sees the same values.
+
+    old = 0.9 x the engine's log-probs (in [-2, -0.1]): IS weights exp(-0.1 logp_rollout) in [1.01, 1.22].
+    """
+    rollout = micro.rollout_logprobs
     return {
-        "log_prob": old * 0.7,
-        "old_log_prob": old,
-        "token_weights": truncated_is_weights(old * 0.9, old, micro.response_mask, 2.0),
-        "ref_log_prob": old * 1.1,
-        "entropy": -old,
+        "log_prob": rollout * 0.7,
+        "old_log_prob": rollout * 0.9,
+        "ref_log_prob": rollout * 1.1,
+        "entropy": -rollout,
     }
 
 
@@ -82,14 +74,11 @@ def test_objective_adds_kl_and_entropy_terms_with_the_global_normaliser():
     lp, ref = inputs["log_prob"], inputs["ref_log_prob"]
     k3 = ((ref - lp).exp() - (ref - lp) - 1) * mask
     entropy = inputs["entropy"] * mask
-    weighted_pg, _ = Objective(cfg)(
-        batch, 100.0, lp, inputs["old_log_prob"], token_weights=inputs["token_weights"]
-    )
-    expected = weighted_pg.item() + 0.5 * k3.sum().item() / 100 - 0.25 * entropy.sum().item() / 100
+    expected = metrics["actor/pg_loss"] + 0.5 * k3.sum().item() / 100 - 0.25 * entropy.sum().item() / 100
     assert full.item() == pytest.approx(expected, rel=1e-5)
     assert full_metrics["actor/kl_loss"] == pytest.approx(k3.sum().item() / 100, rel=1e-5)
     assert full_metrics["actor/entropy"] == pytest.approx(entropy.sum().item() / mask.sum().item(), rel=1e-5)
-    assert "actor/kl_loss" not in metrics and "actor/is_weight_mean" in full_metrics
+    assert "actor/kl_loss" not in metrics and "rollout_corr/weight_mean" in full_metrics
 
 
 def test_disable_dropout_keeps_train_mode_deterministic_with_gradient_checkpointing(tiny_model_path):

@@ -14,13 +14,13 @@ from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 from etr_dist.config.schema import RootConfig
 from etr_dist.learner.batch import build_train_batch
 from etr_dist.learner.metrics import combine_ranks
-from etr_dist.learner.objective import Objective, response_logits_and_labels, truncated_is_weights
+from etr_dist.learner.objective import Objective, response_logits_and_labels
 
 from .helpers import random_groups
 from .ranks import learner_script, spawned
 
 pytestmark = pytest.mark.slow
-TEMPERATURE, CHUNK = 0.9, 16
+TEMPERATURE, TOP_P, CHUNK = 0.9, 0.95, 16
 
 
 def free_port() -> int:
@@ -42,7 +42,7 @@ def learner_config(world_size: int, micro_batch_size: int) -> RootConfig:
             "ppo_mini_batches": 1,
         }
     )
-    cfg.rollout.temperature = TEMPERATURE
+    cfg.rollout.temperature, cfg.rollout.top_p = TEMPERATURE, TOP_P
     return OmegaConf.to_object(cfg)
 
 
@@ -87,16 +87,11 @@ def plain_torch_step(model_path, batch):
     response_logits, labels = response_logits_and_labels(
         logits, batch.input_ids, batch.prompt_lens, batch.response_mask.shape[1]
     )
-    log_prob = logprobs_from_logits(response_logits, labels, CHUNK, TEMPERATURE)
+    log_prob = logprobs_from_logits(response_logits, labels, CHUNK, TEMPERATURE, TOP_P)
     old = log_prob.detach()
-    weights = truncated_is_weights(
-        old, batch.rollout_logprobs, batch.response_mask, cfg.trainer.is_truncation
-    )
-    entropy = entropy_from_logits(response_logits, CHUNK, TEMPERATURE)
+    entropy = entropy_from_logits(response_logits, CHUNK, TEMPERATURE, TOP_P)
     norm = batch.mini_batches[0].loss_norm
-    loss, metrics = Objective(cfg.algorithm)(
-        batch, norm, log_prob, old, token_weights=weights, ref_log_prob=old, entropy=entropy
-    )
+    loss, metrics = Objective(cfg.algorithm)(batch, norm, log_prob, old, ref_log_prob=old, entropy=entropy)
     loss.backward()
     grad_norm = math.sqrt(sum(p.grad.pow(2).sum().item() for p in model.parameters() if p.grad is not None))
     return metrics, grad_norm
@@ -124,7 +119,9 @@ def test_step_metrics_are_finite_and_complete(runs):
         "actor/ppo_kl",
         "actor/entropy",
         "actor/kl_loss",
-        "actor/is_weight_mean",
+        "rollout_corr/weight_mean",
+        "rollout_corr/masked_frac",
+        "rollout_corr/log_ratio_abs_mean",
         "actor/grad_norm",
         "actor/lr",
     }
