@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from etr_dist.config.schema import AlgorithmConfig, EtrConfig
+from etr_dist.config.schema import AlgorithmConfig, EtrConfig, RolloutCorrectionConfig
 
 # String options whose valid values are fixed here (not variants in a registry).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -15,6 +15,14 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm.etr.side": ("both", "upper"),
     "model.dtype": ("float32", "bfloat16", "float16"),
     "learner.backend": ("auto", "gloo", "nccl"),
+}
+
+
+# Losses whose bounds do not come from clip_ratio_low/high: setting those keys with them is an error.
+OWN_BOUNDS: dict[str, str] = {
+    "etr": "its bounds come from {prefix}.etr.eps_low_base/eps_high_base",
+    "sapo": "it has a soft gate, no clip: {prefix}.sapo.tau_pos/tau_neg",
+    "bandpo": "its bounds come from {prefix}.bandpo.delta",
 }
 
 
@@ -56,19 +64,25 @@ def check_etr(etr: EtrConfig, prefix: str = "algorithm.etr") -> None:
         )
 
 
+def check_rollout_correction(correction: RolloutCorrectionConfig, prefix: str) -> None:
+    """Thresholds around 1 (an on-policy token, w = 1, is never masked); the mode is a registry name."""
+    _require(0 <= correction.c_low <= 1, f"{prefix}.c_low", "must be in [0, 1]", correction.c_low)
+    _require(correction.c_high >= 1, f"{prefix}.c_high", "must be >= 1", correction.c_high)
+
+
 def check_algorithm(algorithm: AlgorithmConfig, prefix: str = "algorithm") -> None:
-    """Ranges of the loss settings, and clip_ratio_low/high, which ETR replaces, not set with ETR."""
-    if algorithm.name == "etr":
+    """Ranges of the loss settings; clip_ratio_low/high not set with a loss that has its own bounds."""
+    if algorithm.name in OWN_BOUNDS:
         given = [k for k in ("clip_ratio_low", "clip_ratio_high") if getattr(algorithm, k) is not None]
         if given:
+            reason = OWN_BOUNDS[algorithm.name].format(prefix=prefix)
             raise ConfigError(
                 f"config keys '{prefix}.clip_ratio_low' and '{prefix}.clip_ratio_high' do not apply to "
-                f"{prefix}.name=etr (its bounds come from {prefix}.etr.eps_low_base/eps_high_base); "
-                f"unset {given}"
+                f"{prefix}.name={algorithm.name} ({reason}); unset {given}"
             )
     low, high, dual = algorithm.clip_ratio_low, algorithm.clip_ratio_high, algorithm.clip_ratio_c
     if low is not None:
-        _require(0 <= low < 1, f"{prefix}.clip_ratio_low", "must be in [0, 1) or null", low)
+        _require(0 <= low <= 1, f"{prefix}.clip_ratio_low", "must be in [0, 1] or null", low)
     if high is not None:
         _require(high >= 0, f"{prefix}.clip_ratio_high", "must be >= 0 or null", high)
     if dual is not None:
@@ -88,32 +102,11 @@ def check_algorithm(algorithm: AlgorithmConfig, prefix: str = "algorithm") -> No
     for name in ("kl_coef", "entropy_coef"):
         _require(getattr(algorithm, name) >= 0, f"{prefix}.{name}", "must be >= 0", getattr(algorithm, name))
     check_etr(algorithm.etr, f"{prefix}.etr")
-
-
-def check_root(cfg: Any) -> None:
-    """Cross-group rules of a whole typed config (RootConfig)."""
-    check_algorithm(cfg.algorithm)
-    for key in ("model.dtype", "learner.backend"):
-        group, name = key.split(".")
-        _check_choice(key, getattr(getattr(cfg, group), name))
-    learner, rollout, trainer = cfg.learner, cfg.rollout, cfg.trainer
-    for key, value in (
-        ("learner.num_ranks", learner.num_ranks),
-        ("learner.ppo_mini_batches", learner.ppo_mini_batches),
-        ("learner.ppo_epochs", learner.ppo_epochs),
-        ("learner.micro_batch_size", learner.micro_batch_size),
-        ("rollout.group_size", rollout.group_size),
-        ("trainer.prompts_per_step", trainer.prompts_per_step),
-    ):
-        _require(value >= 1, key, "must be >= 1", value)
-    rows = trainer.prompts_per_step * rollout.group_size
-    needed = learner.num_ranks * learner.ppo_mini_batches
-    if rows < needed:
-        raise ConfigError(
-            f"trainer.prompts_per_step x rollout.group_size = {rows} rows per step, fewer than "
-            f"learner.num_ranks x learner.ppo_mini_batches = {needed}: every rank needs a row of every "
-            "mini-batch; lower learner.ppo_mini_batches or raise trainer.prompts_per_step"
-        )
+    for name in ("tau_pos", "tau_neg"):
+        value = getattr(algorithm.sapo, name)
+        _require(value > 0, f"{prefix}.sapo.{name}", "must be > 0", value)
+    _require(algorithm.bandpo.delta > 0, f"{prefix}.bandpo.delta", "must be > 0", algorithm.bandpo.delta)
+    check_rollout_correction(algorithm.rollout_correction, f"{prefix}.rollout_correction")
 
 
 def inert_trust_region_warning(cfg: Any) -> str | None:

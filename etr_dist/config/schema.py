@@ -25,6 +25,30 @@ class EtrConfig:
 
 
 @dataclass
+class SapoConfig:
+    """SAPO's soft-gate temperatures (arXiv 2511.20347); checked by check_algorithm."""
+
+    tau_pos: float = 1.0  # gate temperature for A > 0
+    tau_neg: float = 1.05  # for A < 0 (faster decay: negative updates spread to many unsampled tokens)
+
+
+@dataclass
+class BandpoConfig:
+    """BandPO's trust-region radius (arXiv 2603.04918); checked by check_algorithm."""
+
+    delta: float = 0.05  # chi-square radius mapped to per-token ratio bounds
+
+
+@dataclass
+class RolloutCorrectionConfig:
+    """Off-policy correction between the engine's and the learner's log-probs (docs/baselines.md)."""
+
+    mode: str = "token_truncate"  # ROLLOUT_CORRECTIONS: none | token_truncate | token_mask | sequence_*
+    c_low: float = 0.5  # mask modes: lower threshold (IcePop's; = 1 / c_high, verl's derived default)
+    c_high: float = 2.0  # truncation cap and mask upper threshold
+
+
+@dataclass
 class AlgorithmConfig:
     name: str = "etr"  # policy-loss registry name (etr_dist.algos.POLICY_LOSSES)
     adv_estimator: str = "grpo"  # advantage registry name (ADVANTAGES)
@@ -38,6 +62,9 @@ class AlgorithmConfig:
     kl_estimator: str = "k3"  # k1 | k2 | k3
     entropy_coef: float = 0.0
     etr: EtrConfig = field(default_factory=EtrConfig)
+    sapo: SapoConfig = field(default_factory=SapoConfig)
+    bandpo: BandpoConfig = field(default_factory=BandpoConfig)
+    rollout_correction: RolloutCorrectionConfig = field(default_factory=RolloutCorrectionConfig)
 
 
 @dataclass
@@ -65,6 +92,9 @@ class DataConfig:
     prompt_template: str = "{question}"
     use_chat_template: bool = True
     max_prompt_tokens: int = 256
+    # grade the last number of a reply that gives no explicit answer: for arithmetic data (bare-number
+    # replies), never for MATH-style data (it rewards stray digits); carried with each grading request
+    last_number_fallback: bool = False
 
 
 @dataclass
@@ -124,7 +154,9 @@ class RewardConfig:
     num_workers: int = 2
     timeout_s: float = 5.0
     max_input_chars: int = 20000
-    last_number_fallback: bool = True
+    # written by the driver into the run's config.yaml (the built-in grader's and its libraries' versions):
+    # a grader change changes the rewards; null with a custom fn
+    grader_version: Optional[str] = None
 
 
 @dataclass
@@ -152,9 +184,7 @@ class TrainerConfig:
     dynamic_sampling: bool = True
     max_refill_rounds: int = 8
     max_staleness: int = 0
-    is_correction: bool = True
-    is_truncation: float = 2.0
-    save_every: int = 0
+    save_every: int = 20  # checkpoint every N steps and at the end: a crash loses at most N steps; 0 = never
     keep_last: int = 2
     eval_every: int = 0
     eval_at_start: bool = False

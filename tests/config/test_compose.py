@@ -2,6 +2,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,7 +112,7 @@ def test_interpolation_resolves():
         ("rollout.engine=foo", "bad value for config key 'rollout.engine'"),
         (
             "algorithm=nope",
-            "Could not find 'algorithm/nope'; available: ['clip_higher', 'dr_grpo', 'etr', 'grpo', 'gspo']",
+            "Could not find 'algorithm/nope'; available: ['bandpo', 'cispo', 'clip_higher', 'dppo_tv', 'dr_grpo',",
         ),
     ],
 )
@@ -161,3 +162,45 @@ def test_resolved_config_round_trips_to_yaml():
     cfg = compose_config(["algorithm=etr"])
     again = OmegaConf.create(OmegaConf.to_yaml(cfg))
     assert again.algorithm.etr.eps_high_base == 0.28
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("trainer.max_staleness=-1", "trainer.max_staleness"),
+        ("learner.num_ranks=0", "learner.num_ranks"),
+        ("reward.timeout_s=0", "reward.timeout_s"),
+        ("sync.bucket_mb=0", "sync.bucket_mb"),
+        ("rollout.top_p=1.5", "rollout.top_p"),
+        ("rollout.group_size=1", "rollout.group_size"),
+        ("learner.lr=0", "learner.lr"),
+        ("learner.betas=[0.9,1.0]", "learner.betas"),
+        ("trainer.keep_last=0", "trainer.keep_last"),
+    ],
+)
+def test_out_of_range_values_fail_at_load_naming_the_key(override, key):
+    with pytest.raises(ConfigError, match=f"bad value for config key '{re.escape(key)}'"):
+        compose_config([override])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["trainer.eval_samples=4", "trainer.eval_temperature=0"], "greedy decoding gives one answer"),
+        (["rollout=vllm", "rollout.max_new_tokens=900"], "exceeds rollout.vllm.max_model_len=1024"),
+        (["learner.num_ranks=8", "learner.num_cpus_per_rank=2"], "Ray could never place them all"),
+        (["learner.num_gpus_per_rank=1"], "ask for 2 GPUs but the local cluster has cluster.num_gpus=None"),
+    ],
+)
+def test_cross_field_rules_fail_at_load(overrides, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        compose_config(overrides)
+
+
+def test_a_bad_value_fails_in_well_under_two_seconds():
+    command = [sys.executable, "-m", "etr_dist.train", "trainer.max_staleness=-1"]
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert result.returncode == 2
+    assert "'trainer.max_staleness': must be >= 0, got -1" in result.stderr
+    assert time.perf_counter() - start < 2.0
