@@ -1,25 +1,29 @@
-"""Compare an extracted answer with a reference: identical text, then plain numbers, then math-verify.
+"""Compare an extracted answer with a reference: the fast paths first, then math-verify.
 
-The two fast paths give math-verify's own verdict without sympy (see numeric.py); they carry most of the
-traffic (integer replies, answers copied verbatim from the reference format).
+The fast paths give math-verify's own verdict without parsing (see numeric.py and symbolic.same_normalized);
+they carry most of the traffic: integer replies, and answers written as the reference writes them.
 """
 
 from __future__ import annotations
 
 from etr_dist.reward.numeric import fast_verdict
-from etr_dist.reward.prepare import is_plain_number, prepare
+from etr_dist.reward.prepare import Prepared, is_plain_number, prepare
 from etr_dist.reward.types import MATCH_STRING, MISMATCH, NO_ANSWER, PARSE_ERROR
 
 MAX_SYMBOLIC_CHARS = 1000  # longer answers are compared as text only: sympy time grows fast with size
 
 
-def compare_answers(prediction: str, reference: str) -> str:
-    """The reason the extracted answer does or does not match the reference (a `types` reason word)."""
-    gold, answer = prepare(reference), prepare(prediction)
+def _prepared(prediction: str, reference: str) -> tuple[Prepared, Prepared]:
+    """Both sides for math-verify; a decimal comma reads as one where the other side is a single number."""
+    answer, gold = prepare(prediction), prepare(reference)
     if is_plain_number(gold):
         answer = prepare(prediction, decimal_comma=True)
     elif is_plain_number(answer):
         gold = prepare(reference, decimal_comma=True)
+    return answer, gold
+
+
+def _fast(answer: Prepared, gold: Prepared) -> str | None:
     if not answer.math:
         return NO_ANSWER
     if not gold.math:
@@ -27,11 +31,25 @@ def compare_answers(prediction: str, reference: str) -> str:
     if answer == gold:
         return MATCH_STRING  # math-verify parses equal inputs alike, and verifies anything it parsed
     if is_plain_number(answer) and is_plain_number(gold):
-        verdict = fast_verdict(answer.math, gold.math)
-        if verdict is not None:
-            return verdict
+        return fast_verdict(answer.math, gold.math)
     if max(len(answer.math), len(gold.math)) > MAX_SYMBOLIC_CHARS:
         return MISMATCH
     from etr_dist.reward import symbolic  # lazy: sympy and math-verify take about a second to import
+
+    return MATCH_STRING if symbolic.same_normalized(answer, gold) else None
+
+
+def fast_reason(prediction: str, reference: str) -> str | None:
+    """The reason where a fast path decides (no parsing, no sympy arithmetic), else None."""
+    return _fast(*_prepared(prediction, reference))
+
+
+def compare_answers(prediction: str, reference: str) -> str:
+    """The reason the extracted answer does or does not match the reference (a `types` reason word)."""
+    answer, gold = _prepared(prediction, reference)
+    reason = _fast(answer, gold)
+    if reason is not None:
+        return reason
+    from etr_dist.reward import symbolic
 
     return symbolic.compare_symbolic(answer, gold)

@@ -1,12 +1,17 @@
-"""The numeric fast path must give math-verify's own verdict wherever it gives one (numeric.py's claim)."""
+"""Every shortcut must give math-verify's own verdict wherever it gives one: the numeric fast path, equality
+after math-verify's normalisation, and the clearly-unequal check that skips verify's simplify."""
 
 import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from math_verify import verify
 
+from etr_dist.reward import symbolic
+from etr_dist.reward.answer_sets import load_labelled
+from etr_dist.reward.extract import extract_answer, extract_reference
 from etr_dist.reward.numeric import fast_verdict
-from etr_dist.reward.prepare import Prepared
+from etr_dist.reward.prepare import Prepared, prepare
 from etr_dist.reward.symbolic import compare_symbolic
 from etr_dist.reward.types import MATCH_NUMERIC, MISMATCH
 
@@ -91,3 +96,39 @@ def test_fast_path_agrees_with_math_verify_on_random_numbers(first, second, nudg
     assert agrees_with_math_verify(first, second)
     close = f"{float(first) + nudge * 1e-6:.7f}"  # near the 6-place rounding edge
     assert agrees_with_math_verify(close, first)
+
+
+def shortcuts_agree_with_verify(prediction: str, reference: str) -> bool:
+    """same_normalized only where verify matches, _clearly_unequal only where it does not."""
+    answer, gold = prepare(prediction), prepare(reference)
+    expected, found = symbolic._parse_reference(gold), symbolic.parse_answer(answer)
+    if not expected or not found:
+        return True
+    truth = verify(list(expected), found, allow_set_relation_comp=True, timeout_seconds=None)
+    if symbolic.same_normalized(answer, gold) and not truth:
+        return False
+    return not (symbolic._clearly_unequal(expected, found) and truth)
+
+
+def test_shortcuts_agree_with_verify_on_the_labelled_answers():
+    pairs = []
+    for case in load_labelled():
+        answer = extract_answer(case.response, last_number_fallback=case.last_number_fallback)
+        if answer:
+            pairs.append((answer, extract_reference(case.reference)))
+    assert len(pairs) > 450
+    assert [pair for pair in pairs if not shortcuts_agree_with_verify(*pair)] == []
+
+
+def test_shortcuts_decide_the_common_cases():
+    assert symbolic.same_normalized(Prepared("\\dfrac{3}{4}"), Prepared("\\frac34"))
+    assert symbolic.same_normalized(Prepared("\\left( 1, 2 \\right)"), Prepared("( 1, 2 )"))
+    assert symbolic.same_normalized(Prepared("12\\text{ cm}"), Prepared("12"))
+    assert not symbolic.same_normalized(
+        Prepared("\\boxed{3}"), Prepared("\\boxed{3}")
+    )  # parse reads boxes apart
+    gold = symbolic._parse_reference(Prepared("\\frac{\\sqrt{3}}{2}"))
+    assert symbolic._clearly_unequal(gold, symbolic.parse_answer(Prepared("\\frac{\\sqrt{2}}{2}")))
+    assert not symbolic._clearly_unequal(gold, symbolic.parse_answer(Prepared("\\frac{1}{2}\\sqrt{3}")))
+    floats = symbolic._parse_reference(Prepared("0.25"))  # a float: verify rounds it, so it decides
+    assert not symbolic._clearly_unequal(floats, symbolic.parse_answer(Prepared("\\frac{\\sqrt{2}}{2}")))

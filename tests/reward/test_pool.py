@@ -141,7 +141,7 @@ def test_builtin_grader_takes_the_fallback_from_each_request():
         ("the code is AZYUK6A", "6", True),  # digits inside a word are no number
     ]
     assert pool.grade_batch(requests) == [
-        Grade(1.0, "match_symbolic", "\\dfrac{1}{2}"),
+        Grade(1.0, "match_string", "\\dfrac{1}{2}"),
         Grade(0.0, "no_answer", None),
         Grade(1.0, "match_string", "6"),
         Grade(0.0, "no_answer", None),

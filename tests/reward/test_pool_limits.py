@@ -25,7 +25,7 @@ def test_every_adversarial_item_is_bounded_and_the_pool_survives():
             assert time.monotonic() - started <= TIMEOUT_S + 1.0, case.id
             assert result.score in (0.0, 1.0), case.id
         assert pool.grade_batch([("so \\boxed{\\frac{1}{2}}", "0.5"), ("#### 7", "7")]) == [
-            Grade(1.0, "match_symbolic", "\\frac{1}{2}"),
+            Grade(1.0, "match_string", "\\frac{1}{2}"),
             Grade(1.0, "match_string", "7"),
         ]
         metrics = pool.metrics()

@@ -20,7 +20,7 @@ def test_grader_actor_keeps_order_and_timeouts_under_concurrent_calls(local_ray)
         [actor.grade_batch.remote([tower, *requests]), actor.grade_batch.remote(requests)], timeout=120
     )
     expected = [
-        Grade(1.0, "match_symbolic", "\\dfrac12"),
+        Grade(1.0, "match_string", "\\dfrac12"),
         Grade(0.0, "mismatch", "7"),
         Grade(1.0, "match_string", "9"),  # the request's own last-number fallback crossed Ray
     ]

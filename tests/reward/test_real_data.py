@@ -13,6 +13,8 @@ import pytest
 
 from etr_dist.reward import grade
 
+from .test_fast_paths import shortcuts_agree_with_verify
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 REASONING = "Working through the cases one at a time and simplifying at each step, we reach the result."
 
@@ -92,3 +94,13 @@ def test_gsm8k_golds_are_read_from_their_solutions():
             ),  # prices are not math
         ]
     assert misgraded(cases) == []
+
+
+def test_shortcuts_agree_with_verify_on_math500_answers():
+    answers = [row["answer"] for row in rows("math500")]
+    pairs = []
+    for index, answer in enumerate(answers):
+        near_miss = answer.replace("1", "7", 1) if "1" in answer else answer + "+1"
+        reformatted = answer.replace("\\frac", "\\dfrac").replace("(", "\\left(").replace(")", "\\right)")
+        pairs += [(near_miss, answer), (reformatted, answer), (answers[(index + 1) % len(answers)], answer)]
+    assert [pair for pair in pairs if not shortcuts_agree_with_verify(*pair)] == []
