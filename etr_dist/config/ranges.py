@@ -83,6 +83,7 @@ RANGES: dict[str, Range] = {
     "trainer.prompts_per_step": AT_LEAST_ONE,
     "trainer.max_refill_rounds": NON_NEGATIVE,
     "trainer.max_staleness": NON_NEGATIVE,
+    "trainer.max_skipped_steps": AT_LEAST_ONE,
     "trainer.save_every": NON_NEGATIVE,
     "trainer.keep_last": AT_LEAST_ONE,
     "trainer.eval_every": NON_NEGATIVE,

@@ -184,6 +184,7 @@ class TrainerConfig:
     dynamic_sampling: bool = True
     max_refill_rounds: int = 8
     max_staleness: int = 0
+    max_skipped_steps: int = 3  # consecutive steps whose every update was skipped (non-finite) end the run
     save_every: int = 20  # checkpoint every N steps and at the end: a crash loses at most N steps; 0 = never
     keep_last: int = 2
     eval_every: int = 0

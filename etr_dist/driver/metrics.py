@@ -58,7 +58,9 @@ class MetricsLogger:
         clean["health/nonfinite_metrics"] = float(len(nonfinite))
         row = {"step": step, **clean, **({"nonfinite": nonfinite} if nonfinite else {})}
         if nonfinite:
-            print(f"etr_dist: warning: step {step}: non-finite metrics {nonfinite}", file=sys.stderr, flush=True)
+            print(
+                f"etr_dist: warning: step {step}: non-finite metrics {nonfinite}", file=sys.stderr, flush=True
+            )
         self._jsonl.write(json.dumps(row, sort_keys=True) + "\n")
         self._jsonl.flush()
         if self._writer is not None:
@@ -98,3 +100,21 @@ def _drop_rows_after(path: Path, step: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
     os.replace(tmp, path)
+
+
+class SkippedUpdateGuard:
+    """Ends the run after `limit` consecutive steps whose every optimizer update the engine skipped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+
+    def observe(self, step: int, metrics: dict[str, float]) -> None:
+        all_skipped = metrics.get("actor/skipped_steps", 0) >= metrics.get("actor/optimizer_steps", 1)
+        self.in_a_row = self.in_a_row + 1 if all_skipped else 0
+        if self.in_a_row >= self.limit:
+            raise RuntimeError(
+                f"step {step}: every optimizer update of the last {self.limit} steps was skipped (non-finite "
+                "gradient norm, see actor/skipped_steps); the policy is not learning. Lower learner.lr, check "
+                "the reward function, or raise trainer.max_skipped_steps"
+            )

@@ -16,7 +16,7 @@ from etr_dist.driver.cluster import Cluster
 from etr_dist.driver.collector import RolloutCollector, RolloutProducer, StepRollout
 from etr_dist.driver.evaluate import evaluate
 from etr_dist.driver.groups import accuracy, rollout_metrics
-from etr_dist.driver.metrics import MetricsLogger
+from etr_dist.driver.metrics import MetricsLogger, SkippedUpdateGuard
 from etr_dist.learner.batch import build_train_batch
 
 
@@ -45,6 +45,7 @@ class Trainer:
         self.logger: MetricsLogger | None = None  # opened by fit(), once the resume step is known
         self._phases = open(self.run_dir / "phases.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.initial_eval: dict[str, float] = {}
+        self._skip_guard = SkippedUpdateGuard(cfg.trainer.max_skipped_steps)
 
     def fit(self) -> dict[str, float]:
         trainer = self.cfg.trainer
@@ -68,6 +69,7 @@ class Trainer:
                 rollout = self._producer.get()
                 step_start = last_step_end or rollout.started_at
                 metrics = self._train_one(step, rollout)
+                self._skip_guard.observe(step + 1, metrics)
                 metrics["timing_s/step"] = time.time() - step_start  # waiting for rollouts, learning, sync
                 done = step + 1
                 if _due(done, trainer.save_every, trainer.total_steps):

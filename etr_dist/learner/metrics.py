@@ -34,6 +34,7 @@ class StepMetrics:
         self._weights: dict[str, float] = defaultdict(float)
         self._grad_norms: list[float] = []
         self._lrs: list[float] = []
+        self._skipped = 0
 
     def add_micro_batch(self, metrics: dict[str, float], loss_weight: float, num_tokens: int) -> None:
         for name, value in metrics.items():
@@ -43,12 +44,14 @@ class StepMetrics:
                 self._weighted[name] += loss_weight * num_tokens * value
                 self._weights[name] += loss_weight * num_tokens
 
-    def add_optimizer_step(self, grad_norm: float, lr: float) -> None:
+    def add_optimizer_step(self, grad_norm: float, lr: float, skipped: bool = False) -> None:
+        """skipped: the engine dropped this update (non-finite gradient); counted, never hidden."""
         for name, value in self._shares.items():
             self._step_shares[name].append(value * self.world_size)
         self._shares.clear()
         self._grad_norms.append(grad_norm)
         self._lrs.append(lr)
+        self._skipped += int(skipped)
 
     def result(self) -> RankMetrics:
         means = {name: sum(values) / len(values) for name, values in self._step_shares.items()}
@@ -56,6 +59,7 @@ class StepMetrics:
             means["actor/grad_norm"] = sum(self._grad_norms) / len(self._grad_norms)
             means["actor/lr"] = self._lrs[-1]
             means["actor/optimizer_steps"] = float(len(self._grad_norms))
+            means["actor/skipped_steps"] = float(self._skipped)
         weighted = {name: (total, self._weights[name]) for name, total in self._weighted.items()}
         return RankMetrics(means, weighted)
 

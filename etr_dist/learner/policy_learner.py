@@ -203,8 +203,11 @@ class PolicyLearner:
                 for micro, inputs in zip(micros, fixed_inputs, strict=True):
                     step_metrics = self._micro_step(micro, inputs, loss_norm)
                     metrics.add_micro_batch(step_metrics, micro.loss_weight, micro.batch.num_response_tokens)
-                self.engine.step()
-                metrics.add_optimizer_step(float(self.engine.get_global_grad_norm()), self.engine.get_lr()[0])
+                skipped_before = self.engine.skipped_steps
+                self.engine.step()  # DeepSpeed skips the update when the gradient norm is not finite
+                skipped = self.engine.skipped_steps > skipped_before
+                grad_norm = float(self.engine.get_global_grad_norm())
+                metrics.add_optimizer_step(grad_norm, self.engine.get_lr()[0], skipped)
         return metrics.result()
 
     def export_weights(self, bucket_mb: float, device: torch.device | str = "cpu") -> Iterator[list]:

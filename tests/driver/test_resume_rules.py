@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 
 from etr_dist.config import compose_config
 from etr_dist.driver.checkpoint import CheckpointManager
-from etr_dist.driver.metrics import MetricsLogger
+from etr_dist.driver.metrics import MetricsLogger, SkippedUpdateGuard
 from etr_dist.driver.run_dir import prepare_run_dir
 
 
@@ -36,7 +36,9 @@ def test_a_resume_that_changes_a_fixed_key_is_refused_naming_it(tmp_path):
     same = compose_config([f"trainer.run_dir={run}", "trainer.resume=auto", "trainer.total_steps=20"])
     assert prepare_run_dir(same) == run
     changed = compose_config([f"trainer.run_dir={run}", "trainer.resume=auto", "learner.num_ranks=1"])
-    with pytest.raises(ValueError, match="config key 'learner.num_ranks' was 2 when the checkpoint was saved"):
+    with pytest.raises(
+        ValueError, match="config key 'learner.num_ranks' was 2 when the checkpoint was saved"
+    ):
         prepare_run_dir(changed)
 
 
@@ -58,3 +60,14 @@ def test_non_finite_metrics_are_counted_and_named_not_dropped_silently(tmp_path,
     assert row["health/nonfinite_metrics"] == 2.0 and row["nonfinite"] == ["actor/grad_norm", "actor/kl"]
     assert row["actor/pg_loss"] == 0.5
     assert "non-finite metrics ['actor/grad_norm', 'actor/kl']" in capsys.readouterr().err
+
+
+def test_consecutive_fully_skipped_steps_end_the_run():
+    guard = SkippedUpdateGuard(limit=2)
+    guard.observe(1, {"actor/skipped_steps": 4.0, "actor/optimizer_steps": 4.0})
+    guard.observe(
+        2, {"actor/skipped_steps": 1.0, "actor/optimizer_steps": 4.0}
+    )  # some updates applied: reset
+    guard.observe(3, {"actor/skipped_steps": 4.0, "actor/optimizer_steps": 4.0})
+    with pytest.raises(RuntimeError, match="step 4: every optimizer update of the last 2 steps was skipped"):
+        guard.observe(4, {"actor/skipped_steps": 4.0, "actor/optimizer_steps": 4.0})

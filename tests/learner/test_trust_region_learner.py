@@ -36,6 +36,13 @@ def plain_pg(inputs, algorithm):
     ratio = inputs.log_ratio().exp()
     surrogate = clipped_surrogate(ratio, inputs.advantages[:, None], 1.0, 1e9, None)
     return finish_policy_loss(inputs, algorithm, surrogate.loss, surrogate)
+
+
+@register_policy_loss("nan_plugin")
+def nan_loss(inputs, algorithm):
+    """A loss whose gradient is NaN: the engine must skip the update, visibly."""
+    loss, metrics = plain_pg(inputs, algorithm)
+    return loss * float("nan"), metrics
 '''
 
 
@@ -66,6 +73,7 @@ SCENARIOS = {
     "etr_one": scenario("etr", 1, 1, 5e-2),
     "clip_higher_one": scenario("clip_higher", 1, 1, 5e-2),
     "plugin": scenario("plain_pg_plugin", 2, 1, 1e-3, plugins=("etr_test_plugin_loss",)),
+    "nan": scenario("nan_plugin", 2, 1, 1e-3, plugins=("etr_test_plugin_loss",)),
     **{name: scenario(name, 2, 1, 1e-3) for name in BASELINES},
 }
 
@@ -161,3 +169,10 @@ def test_each_trust_region_baseline_trains_a_step(results, name):
     # synthetic engine log-probs: the learner's differ, so the default TIS weights are not all 1
     assert metrics["rollout_corr/log_ratio_abs_mean"] > 0.1
     assert max_difference(results[name]["after"], results[name]["initial"]) > 1e-4
+
+
+def test_a_non_finite_gradient_skips_the_update_visibly(results):
+    nan = results["nan"]
+    assert nan["metrics"]["actor/skipped_steps"] == nan["metrics"]["actor/optimizer_steps"] == 2
+    assert max_difference(nan["after"], nan["initial"]) == 0.0
+    assert results["plugin"]["metrics"]["actor/skipped_steps"] == 0
