@@ -1,4 +1,5 @@
-"""`etr-dist train [overrides...]` and `etr-dist export <run folder or checkpoint> <out folder>`."""
+"""`etr-dist train [overrides...]`, `etr-dist eval <model> [options] [overrides...]` and
+`etr-dist export <run folder or checkpoint> <out folder>`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,16 @@ def main(argv: list[str] | None = None) -> int:
         from etr_dist.train import main as train
 
         return train(args[1:])
+    if args[:1] == ["eval"]:
+        from etr_dist.evaluation.command import main as evaluate
+
+        return evaluate(args[1:])
     parser = argparse.ArgumentParser(prog="etr-dist", description="RLVR training with Elastic Trust Regions")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train: etr-dist train [Hydra overrides...]")
+    commands.add_parser(
+        "eval", help="score a model: etr-dist eval <model> [--sets math500,gsm8k] [overrides...]"
+    )
     export = commands.add_parser("export", help="write a checkpoint as a plain Hugging Face model folder")
     export.add_argument(
         "checkpoint", help="a run folder (its latest checkpoint), or a checkpoints/step_<N> folder"
