@@ -207,12 +207,28 @@ def mini_batch_rows(batch: TrainBatch, num_ranks: int, num_mini_batches: int, se
     raise ValueError(f"a batch of {batch.num_rows} rows cannot give each of {num_ranks} ranks a row")
 
 
+def trained_rows(batch: TrainBatch, mini: Tensor, num_ranks: int) -> Tensor:
+    """The mini-batch's rows with a non-zero advantage, topped up with A = 0 rows until every rank has one.
+
+    Exact when no term but the policy loss is on: a row with A = 0 adds 0 to its loss and gradient, and the
+    normaliser stays the whole mini-batch's.
+    """
+    zero = batch.advantages[mini] == 0
+    return torch.cat([mini[~zero], mini[zero][: max(num_ranks - int((~zero).sum()), 0)]])
+
+
 def shard_batch(
-    batch: TrainBatch, num_ranks: int, num_mini_batches: int = 1, seed: int = 0
+    batch: TrainBatch,
+    num_ranks: int,
+    num_mini_batches: int = 1,
+    seed: int = 0,
+    skip_zero_advantage: bool = False,
 ) -> list[TrainBatch]:
     """Cut the step batch into PPO mini-batches (mini_batch_rows), each into one contiguous part per rank.
 
     Rank r's shard holds its part of every mini-batch, so a mini-batch is the same rows whatever num_ranks.
+    skip_zero_advantage: leave out the rows with A = 0 (trained_rows; the caller checks that no KL or entropy
+    term needs them); their tokens still count in the loss normaliser.
     """
     if len(batch.mini_batches) != 1:
         raise ValueError("shard_batch takes a whole step batch (from build_train_batch), not a shard of one")
@@ -222,6 +238,8 @@ def shard_batch(
     rank_infos: list[list[MiniBatchInfo]] = [[] for _ in range(num_ranks)]
     for mini in mini_batch_rows(batch, num_ranks, num_mini_batches, seed):
         norm = _loss_norm(batch.response_mask[mini], batch.loss_agg_mode, batch.max_response_len)
+        if skip_zero_advantage:
+            mini = trained_rows(batch, mini, num_ranks)
         parts = split_rows(len(mini), num_ranks)
         max_rows = max(part.stop - part.start for part in parts)
         for rank, part in enumerate(parts):
@@ -243,17 +261,22 @@ def split_mini_batches(shard: TrainBatch) -> list[tuple[TrainBatch, MiniBatchInf
     return parts
 
 
-def micro_batches(batch: TrainBatch, micro_batch_size: int, max_rows: int | None = None) -> list[MicroBatch]:
+def micro_batches(
+    batch: TrainBatch, micro_batch_size: int, max_rows: int | None = None, by_length: bool = False
+) -> list[MicroBatch]:
     """ceil(max_rows / micro_batch_size) balanced micro-batches, trimmed of unused padding.
 
     max_rows is the largest rank's row count: every rank then runs the same number of forward/backward
     passes (ZeRO-3 gathers parameters collectively); a rank short of rows repeats its first row with
-    loss weight 0.
+    loss weight 0. by_length: rows sorted by length first, so each micro-batch pads to similar rows.
     """
     if micro_batch_size < 1:
         raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
     if batch.num_rows == 0:
         raise ValueError("cannot cut an empty batch into micro-batches")
+    if by_length:
+        lengths = batch.prompt_lens + batch.response_mask.sum(-1).long()
+        batch = batch.rows(torch.sort(lengths, stable=True).indices, batch.mini_batches)
     count = math.ceil((max_rows or batch.num_rows) / micro_batch_size)
     micros = []
     for part in split_rows(batch.num_rows, count):

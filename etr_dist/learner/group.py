@@ -88,7 +88,7 @@ class LearnerGroup:
         learner = setup.learner
         if learner.num_ranks < 1:
             raise ValueError(f"learner.num_ranks must be >= 1, got {learner.num_ranks}")
-        self.learner_cfg, self.sync_cfg = learner, sync
+        self.setup, self.learner_cfg, self.sync_cfg = setup, learner, sync
         self.transport = TRANSPORTS.get(sync.transport)()
         actor = LearnerActor.options(num_cpus=learner.num_cpus_per_rank, num_gpus=learner.num_gpus_per_rank)
         self.actors = [actor.remote() for _ in range(learner.num_ranks)]
@@ -110,7 +110,9 @@ class LearnerGroup:
         """
         learner = self.learner_cfg
         seed = learner.seed * 1_000_003 + step
-        shards = shard_batch(batch, len(self.actors), learner.ppo_mini_batches, seed)
+        shards = shard_batch(
+            batch, len(self.actors), learner.ppo_mini_batches, seed, self.setup.skips_zero_advantage
+        )
         refs = [ray.put(shard) for shard in shards]
         per_rank = ray.get(
             [actor.train_step.remote(ref) for actor, ref in zip(self.actors, refs, strict=True)]

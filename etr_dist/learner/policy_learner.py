@@ -22,7 +22,8 @@ from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 from etr_dist.config.schema import AlgorithmConfig, LearnerConfig, ModelConfig, RootConfig
 from etr_dist.learner.batch import MicroBatch, TrainBatch, micro_batches, split_mini_batches
 from etr_dist.learner.metrics import RankMetrics, StepMetrics
-from etr_dist.learner.objective import Objective, response_logits_and_labels
+from etr_dist.learner.objective import Objective
+from etr_dist.learner.response_forward import response_logits
 from etr_dist.registry import import_plugins
 from etr_dist.sync.buckets import bucketize
 
@@ -74,6 +75,12 @@ class LearnerSetup:
             top_p=cfg.rollout.top_p,
             plugins=tuple(cfg.plugins),
         )
+
+    @property
+    def skips_zero_advantage(self) -> bool:
+        """A = 0 rows add nothing to the loss unless a KL or entropy term is on: shard_batch may leave them out."""
+        algorithm = self.algorithm
+        return self.learner.skip_zero_advantage and algorithm.kl_coef == 0 and algorithm.entropy_coef == 0
 
 
 def disable_dropout(model: torch.nn.Module) -> None:
@@ -137,7 +144,11 @@ class PolicyLearner:
             model.gradient_checkpointing_enable()
         learner = self.learner_cfg
         optimizer = torch.optim.AdamW(
-            model.parameters(), lr=learner.lr, betas=tuple(learner.betas), weight_decay=learner.weight_decay
+            model.parameters(),
+            lr=learner.lr,
+            betas=tuple(learner.betas),
+            weight_decay=learner.weight_decay,
+            fused=learner.fused_adamw,
         )
         engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=self._ds_config)
         engine.train()
@@ -155,12 +166,7 @@ class PolicyLearner:
         return self.engine.device
 
     def _response_logits(self, engine: Any, micro: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = engine(
-            input_ids=micro.input_ids, attention_mask=micro.attention_mask, use_cache=False
-        ).logits
-        return response_logits_and_labels(
-            logits, micro.input_ids, micro.prompt_lens, micro.response_mask.shape[1]
-        )
+        return response_logits(engine, micro, self.learner_cfg.response_logits_only)
 
     def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
         logits, labels = self._response_logits(engine, micro)
@@ -170,9 +176,12 @@ class PolicyLearner:
         )
 
     @torch.no_grad()
-    def _fixed_inputs(self, micro: TrainBatch) -> dict[str, torch.Tensor]:
-        """What stays constant over the PPO epochs: old log-probs (current weights) and the reference's."""
-        fixed = {"old_log_prob": self._log_probs(self.engine, micro)}
+    def _fixed_inputs(self, micro: TrainBatch, old: bool = True) -> dict[str, torch.Tensor]:
+        """What stays constant over the PPO epochs: old log-probs (current weights) and the reference's.
+
+        old=False leaves the old log-probs to the rows' first forward (_micro_step), which comes before any update.
+        """
+        fixed = {"old_log_prob": self._log_probs(self.engine, micro)} if old else {}
         if self.reference is not None:
             fixed["ref_log_prob"] = self._log_probs(self.reference, micro)
         return fixed
@@ -182,6 +191,8 @@ class PolicyLearner:
         logits, labels = self._response_logits(self.engine, batch)
         chunk, setup = self.learner_cfg.logprob_chunk_size, self.setup
         log_prob = logprobs_from_logits(logits, labels, chunk, setup.temperature, setup.top_p)
+        if "old_log_prob" not in fixed:  # the step's first update: this forward is the old policy
+            fixed["old_log_prob"] = log_prob.detach()
         with torch.set_grad_enabled(bool(setup.algorithm.entropy_coef)):
             entropy = entropy_from_logits(logits, chunk, setup.temperature, setup.top_p)
         loss, metrics = self.objective(batch, loss_norm, log_prob, entropy=entropy, **fixed)
@@ -191,14 +202,25 @@ class PolicyLearner:
 
     def train_step(self, shard: TrainBatch) -> RankMetrics:
         """PPO epochs x the shard's mini-batches of accumulated micro-batches, one optimizer step each."""
+        learner = self.learner_cfg
         minis = split_mini_batches(shard.to(self.device))
         plan = [
-            (micro_batches(mini, self.learner_cfg.micro_batch_size, info.max_rows), info.loss_norm)
+            (
+                micro_batches(mini, learner.micro_batch_size, info.max_rows, learner.micro_batches_by_length),
+                info.loss_norm,
+            )
             for mini, info in minis
         ]
-        fixed = [[self._fixed_inputs(micro.batch) for micro in micros] for micros, _ in plan]
+        # before any update: the old log-probs of every row whose first forward comes after one
+        fixed = [
+            [
+                self._fixed_inputs(micro.batch, old=index > 0 or not learner.old_from_first_forward)
+                for micro in micros
+            ]
+            for index, (micros, _) in enumerate(plan)
+        ]
         metrics = StepMetrics(self.world_size)
-        for _ in range(self.learner_cfg.ppo_epochs):
+        for _ in range(learner.ppo_epochs):
             for (micros, loss_norm), fixed_inputs in zip(plan, fixed, strict=True):
                 for micro, inputs in zip(micros, fixed_inputs, strict=True):
                     step_metrics = self._micro_step(micro, inputs, loss_norm)

@@ -26,8 +26,9 @@ def learner_script(
 ):
     """Train a step, export, checkpoint round-trip, save as HF; rank 0 saves every result to out/."""
     set_rank_env(rank, world_size, port)
-    learner = PolicyLearner(LearnerSetup.from_config(cfg, model_path), rank, world_size)
-    shard = shard_batch(batch, world_size, cfg.learner.ppo_mini_batches)[rank]
+    setup = LearnerSetup.from_config(cfg, model_path)
+    learner = PolicyLearner(setup, rank, world_size)
+    shard = shard_batch(batch, world_size, cfg.learner.ppo_mini_batches, 0, setup.skips_zero_advantage)[rank]
     results = {"initial": learner.gathered_state_dict(), "metrics": learner.train_step(shard)}
     results["buckets"] = list(learner.export_weights(bucket_mb=0.05))
     results["after_step"] = learner.gathered_state_dict()
@@ -43,16 +44,24 @@ def learner_script(
 
 
 def scenarios_script(
-    port: int, model_path: str, scenarios: dict[str, RootConfig], batch: TrainBatch, out: Path
+    port: int, model_path: str, scenarios: dict[str, RootConfig], batch: TrainBatch, out: Path, steps: int = 1
 ):
-    """One rank, one learner per scenario in turn: its step metrics and weights before and after one step."""
+    """One rank, one learner per scenario in turn: its last step's metrics, weights before and after the steps."""
     set_rank_env(0, 1, port)
     results = {}
     for name, cfg in scenarios.items():
-        learner = PolicyLearner(LearnerSetup.from_config(cfg, model_path), 0, 1)
-        shard = shard_batch(batch, 1, cfg.learner.ppo_mini_batches, seed=cfg.learner.seed)[0]
+        setup = LearnerSetup.from_config(cfg, model_path)
+        learner = PolicyLearner(setup, 0, 1)
+        shard = shard_batch(
+            batch,
+            1,
+            cfg.learner.ppo_mini_batches,
+            seed=cfg.learner.seed,
+            skip_zero_advantage=setup.skips_zero_advantage,
+        )[0]
         initial = learner.gathered_state_dict()
-        metrics = combine_ranks([learner.train_step(shard)])
+        for _ in range(steps):
+            metrics = combine_ranks([learner.train_step(shard)])
         results[name] = {"initial": initial, "metrics": metrics, "after": learner.gathered_state_dict()}
         del learner
     torch.save(results, out / "scenarios.pt")

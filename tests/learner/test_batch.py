@@ -181,3 +181,34 @@ def test_micro_batches_are_trimmed_and_padded_to_the_common_count():
     assert [m.batch.num_rows for m in pairs] == [2, 1]
     with pytest.raises(ValueError, match="micro_batch_size must be >= 1"):
         micro_batches(mini, 0)
+
+
+def test_micro_batches_by_length_keep_every_row_once_and_pad_less():
+    batch = build_train_batch(random_groups(4, 5, 100, seed=4, max_response=12), PAD, AlgorithmConfig())
+    plain = micro_batches(batch, micro_batch_size=5)
+    by_length = micro_batches(batch, micro_batch_size=5, by_length=True)
+    assert len(by_length) == len(plain) == 4 and all(m.loss_weight == 1.0 for m in by_length)
+
+    def rows(batches):
+        return sorted(tuple(x for x in row.tolist() if x) for b in batches for row in b.rollout_logprobs)
+
+    assert rows(m.batch for m in by_length) == rows([batch])
+    lengths = [m.batch.attention_mask.sum(-1).tolist() for m in by_length]
+    assert [x for part in lengths for x in part] == sorted(x for part in lengths for x in part)
+    assert sum(m.batch.input_ids.numel() for m in by_length) < sum(m.batch.input_ids.numel() for m in plain)
+
+
+def test_zero_advantage_rows_are_left_out_of_the_shards_but_not_of_the_normaliser():
+    groups = [*two_groups(), make_group("c", [30, 31], [[32], [33, 34], [35]], [1.0, 1.0, 1.0])]
+    batch = build_train_batch(groups, PAD, AlgorithmConfig())  # group c is all-equal: A = 0
+    zero = int((batch.advantages == 0).sum())
+    assert zero == 3
+    full = shard_batch(batch, 2, seed=0)
+    skipped = shard_batch(batch, 2, seed=0, skip_zero_advantage=True)
+    assert sum(s.num_rows for s in skipped) == batch.num_rows - zero
+    assert all(bool((s.advantages != 0).all()) for s in skipped)
+    assert [s.mini_batches[0].loss_norm for s in skipped] == [s.mini_batches[0].loss_norm for s in full]
+    assert skipped[0].mini_batches[0].max_rows == 4 == max(s.num_rows for s in skipped)
+    # a mini-batch of only A = 0 rows keeps one row per rank (every rank runs the same passes)
+    lone = build_train_batch([groups[2]], PAD, AlgorithmConfig())
+    assert [s.num_rows for s in shard_batch(lone, 2, skip_zero_advantage=True)] == [1, 1]

@@ -95,3 +95,29 @@ def test_disable_dropout_keeps_train_mode_deterministic_with_gradient_checkpoint
     assert model.training and model.is_gradient_checkpointing  # checkpointing stays active (train mode)
     assert torch.equal(logits(), logits())
     assert model.config.attention_dropout == 0.0
+
+
+@pytest.mark.parametrize("loss_name", ["etr", "gspo", "cispo", "sapo", "dppo_tv", "bandpo"])
+def test_leaving_out_zero_advantage_rows_changes_neither_loss_nor_gradient(loss_name):
+    cfg = AlgorithmConfig(name=loss_name, loss_agg_mode="seq-mean-token-mean")
+    groups = random_groups(4, 5, 100, seed=6)
+    groups[1].rewards = [1.0] * 5  # all-equal groups: A = 0 on 10 of the 20 rows
+    groups[3].rewards = [0.0] * 5
+    batch = build_train_batch(groups, 0, cfg, max_response_len=12)
+    scale = torch.tensor(0.7, requires_grad=True)  # log_prob = scale x the engine's: one parameter to compare
+
+    def loss_and_grad(skip):
+        scale.grad = None
+        total = 0.0
+        for shard in shard_batch(batch, 2, 2, skip_zero_advantage=skip):
+            for mini, info in split_mini_batches(shard):
+                for micro, weight in micro_batches(mini, 3, info.max_rows):
+                    inputs = {**objective_inputs(micro), "log_prob": micro.rollout_logprobs * scale}
+                    loss, _ = Objective(cfg)(micro, info.loss_norm, **inputs)
+                    total = total + weight * loss
+        total.backward()
+        return total.item(), scale.grad.item()
+
+    (loss, grad), (skipped_loss, skipped_grad) = loss_and_grad(False), loss_and_grad(True)
+    assert grad != 0.0
+    assert skipped_loss == pytest.approx(loss, rel=1e-5) and skipped_grad == pytest.approx(grad, rel=1e-5)
