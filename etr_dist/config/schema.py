@@ -135,6 +135,12 @@ class LearnerConfig:
     ppo_mini_batches: int = 4  # optimizer steps per epoch, each on 1/ppo_mini_batches of the batch's groups
     ppo_epochs: int = 1  # passes over the batch per train step
     logprob_chunk_size: int = 1024
+    # the step's fast paths, each exact (off: the plain path, to compare against)
+    response_logits_only: bool = True  # lm_head only at the positions that predict response tokens
+    old_from_first_forward: bool = True  # the first optimizer step's old log-probs from its own forward
+    micro_batches_by_length: bool = True  # rows of similar length share a micro-batch: less padding
+    skip_zero_advantage: bool = True  # no forward/backward for A = 0 rows when kl_coef = entropy_coef = 0
+    fused_adamw: bool = True  # torch's fused AdamW kernel (one pass over the weights; CPU, CUDA and more)
     use_reference: bool = False
     gradient_checkpointing: bool = False
     num_cpus_per_rank: float = 1.0

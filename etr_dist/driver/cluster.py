@@ -67,7 +67,7 @@ def build_cluster(cfg: DictConfig) -> Cluster:
         )
     logger.info("data: %d train prompts, %d held-out prompts", len(train), len(held_out))
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    grader = create_grader_actor(cfg.reward)
+    grader = create_grader_actor(cfg.reward, tuple(cfg.algorithm.reward_range))
     workers = create_rollout_actors(model_path, cfg.rollout, cfg.model.dtype, tuple(cfg.plugins))
     learner = LearnerGroup(LearnerSetup.from_config(to_dataclass(cfg), model_path), cfg.sync)
     return Cluster(

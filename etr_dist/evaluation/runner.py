@@ -174,7 +174,7 @@ def run_eval(
             disable=not plan.progress,
         )
         with (
-            GraderPool.from_config(typed.reward) as pool,
+            GraderPool.from_config(typed.reward, tuple(typed.algorithm.reward_range)) as pool,
             progress,
             open(out_dir / "items.jsonl", "w") as items,
         ):

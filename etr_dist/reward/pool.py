@@ -103,6 +103,7 @@ class GraderPool:
         timeout_s: float,
         reward_fn: str | None = None,
         max_input_chars: int = 20000,
+        reward_range: tuple[float, float] = (0.0, 1.0),
     ) -> None:
         if num_workers < 1:
             raise ValueError(f"num_workers must be >= 1, got {num_workers}")
@@ -114,6 +115,7 @@ class GraderPool:
             load_reward_fn(reward_fn)  # a bad path fails here, at trainer start, naming the path
         self.timeout_s = float(timeout_s)
         self.max_input_chars = max_input_chars
+        self.reward_range = (float(reward_range[0]), float(reward_range[1]))
         self._reward_fn = reward_fn
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(PRELOAD)
@@ -141,14 +143,26 @@ class GraderPool:
             thread.start()
 
     @classmethod
-    def from_config(cls, cfg: Any) -> GraderPool:
-        """From a RewardConfig (dataclass or DictConfig node)."""
+    def from_config(cls, cfg: Any, reward_range: tuple[float, float] = (0.0, 1.0)) -> GraderPool:
+        """From a RewardConfig (dataclass or DictConfig node) and algorithm.reward_range."""
         return cls(
             num_workers=cfg.num_workers,
             timeout_s=cfg.timeout_s,
             reward_fn=cfg.fn,
             max_input_chars=cfg.max_input_chars,
+            reward_range=tuple(reward_range),
         )
+
+    def _in_range(self, result: Grade) -> Grade:
+        """A reward outside reward_range (a custom function's bug) scores reward_error like a raise: counted,
+        logged, and never allowed to stop the run; its score is the in-range value nearest to 0."""
+        low, high = self.reward_range
+        if low <= result.score <= high:
+            return result
+        logger.warning(
+            "reward %r outside reward_range %s scored as reward_error", result.score, self.reward_range
+        )
+        return Grade(min(max(0.0, low), high), REWARD_ERROR, result.extracted)
 
     def _replace(self, worker: _Worker) -> _Worker:
         worker.kill()
@@ -173,6 +187,7 @@ class GraderPool:
             except Exception:  # noqa: BLE001 - e.g. a result the parent cannot unpickle: never strand a caller
                 logger.exception("unreadable answer from a grader worker")
                 result = Grade(0.0, WORKER_CRASH, None)
+            result = self._in_range(result)
             self._record(result, time.monotonic() - started)
             task.future.set_result(result)
             if result.reason in (TIMEOUT, WORKER_CRASH):

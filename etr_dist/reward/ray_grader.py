@@ -16,8 +16,8 @@ from etr_dist.reward.types import Grade
 
 
 class GraderActor:
-    def __init__(self, reward_cfg: Any) -> None:
-        self._pool = GraderPool.from_config(reward_cfg)
+    def __init__(self, reward_cfg: Any, reward_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        self._pool = GraderPool.from_config(reward_cfg, reward_range)
 
     def grade_batch(self, requests: list[tuple[str, str] | tuple[str, str, bool]]) -> list[Grade]:
         return self._pool.grade_batch(requests)
@@ -30,7 +30,10 @@ class GraderActor:
 
 
 def create_grader_actor(
-    reward_cfg: Any, num_cpus: float | None = None, max_concurrency: int = 4
+    reward_cfg: Any,
+    reward_range: tuple[float, float] = (0.0, 1.0),
+    num_cpus: float | None = None,
+    max_concurrency: int = 4,
 ) -> ray.actor.ActorHandle:
     """A GraderActor reserving `num_cpus` (default: one per worker process); a bad reward.fn fails here."""
     if reward_cfg.fn is not None:
@@ -40,5 +43,5 @@ def create_grader_actor(
         .options(
             num_cpus=reward_cfg.num_workers if num_cpus is None else num_cpus, max_concurrency=max_concurrency
         )
-        .remote(reward_cfg)
+        .remote(reward_cfg, tuple(reward_range))
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import math
 import multiprocessing.forkserver
 import os
 import signal
@@ -53,12 +54,14 @@ def warm_up() -> None:
 
 
 def as_grade(value: Any) -> Grade:
-    """Custom functions may return a Grade or a bare number."""
-    if isinstance(value, Grade):
-        return value
+    """Custom functions may return a Grade or a bare number; a non-finite one is an error (reward_error)."""
     if isinstance(value, (bool, int, float)):
-        return Grade(float(value), CUSTOM, None)
-    raise TypeError(f"reward function returned {type(value).__name__}, expected Grade or a number")
+        value = Grade(float(value), CUSTOM, None)
+    if not isinstance(value, Grade):
+        raise TypeError(f"reward function returned {type(value).__name__}, expected Grade or a number")
+    if not math.isfinite(value.score):
+        raise ValueError(f"reward function returned a non-finite reward {value.score}")
+    return value
 
 
 def _die_with_parent() -> None:

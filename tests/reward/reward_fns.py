@@ -36,3 +36,10 @@ def returns_text(response: str, reference: str) -> str:
 
 def one_argument(response: str) -> float:
     return 0.0
+
+
+def misbehaving(response: str, reference: str) -> float:
+    """`nan`, `inf`, `big` (5.0, outside [0, 1]), `raise`, else 1.0: the faults a user's function can have."""
+    if response == "raise":
+        raise RuntimeError("user bug")
+    return {"nan": float("nan"), "inf": float("inf"), "big": 5.0}.get(response, 1.0)

@@ -124,6 +124,20 @@ def test_custom_functions_may_return_bare_numbers_but_not_other_things(reward_fn
         assert text.grade_batch([("a", "b")]) == [Grade(0.0, "reward_error", None)]
 
 
+def test_nan_inf_out_of_range_or_raising_rewards_score_reward_error_and_are_counted(reward_fns_path):
+    with GraderPool(1, 5.0, reward_fn=reward_fns_path + "misbehaving", reward_range=(0.0, 1.0)) as pool:
+        results = pool.grade_batch([(r, "x") for r in ("nan", "inf", "big", "raise", "fine")])
+        assert [g.reason for g in results] == ["reward_error"] * 4 + ["custom"]
+        assert [g.score for g in results] == [0.0, 0.0, 0.0, 0.0, 1.0]
+        assert pool.metrics()["reward/grader_errors"] == 4.0
+    # the error score is the in-range value nearest to 0
+    with GraderPool(1, 5.0, reward_fn=reward_fns_path + "misbehaving", reward_range=(0.5, 6.0)) as shifted:
+        assert shifted.grade_batch([("nan", "x"), ("big", "x")]) == [
+            Grade(0.5, "reward_error", None),
+            Grade(5.0, "custom", None),
+        ]
+
+
 def test_a_bad_reward_path_fails_at_construction(reward_fns_path):
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
         GraderPool(1, 1.0, reward_fn=reward_fns_path + "nope")
