@@ -144,9 +144,12 @@ def test_vllm_engine_trains_and_syncs(local_ray, tmp_path, vllm_required):
 
 
 def test_bounded_staleness_overlaps_generation_with_learning(local_ray, tmp_path):
-    cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=1", "trainer.max_staleness=1")
+    # also: a reward function that returns NaN, inf or out-of-range values for some answers (reward_error)
+    flaky = ("reward.fn=e2e_rewards:flaky_reward",)
+    cfg = e2e_config(tmp_path, "rollout=hf", "rollout.num_workers=1", "trainer.max_staleness=1", *flaky)
     run_dir, _ = run_training(cfg)
     rows = assert_finite_metrics(run_dir)
+    assert [row["step"] for row in rows] == [1, 2, 3] and rows[-1]["reward/grader_errors"] > 0
     phases = {(p["step"], p["phase"]): p for p in read_jsonl(run_dir / "phases.jsonl")}
     overlaps = [k for k in range(2) if phases[(k + 1, "gen")]["start"] < phases[(k, "learn")]["end"]]
     assert overlaps, "generation of step k+1 never overlapped learning of step k"
