@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 START_TIMEOUT_S = 120.0  # importing sympy on a loaded 2-core machine can take many seconds
 STOP_TIMEOUT_S = 2.0
 PRELOAD = ["__main__", "etr_dist.reward.forkserver_warmup"]
+MAX_CHUNK = 16  # items sent to a worker in one message: fast items would otherwise wait on a round trip each
 _STOP = None
 
 
@@ -61,9 +62,17 @@ class _Worker:
             detail = message[1] if message else f"not ready after {START_TIMEOUT_S:.0f} s"
             raise RuntimeError(f"grader worker failed to start: {detail}")
 
-    def grade(self, request: GradeRequest, timeout_s: float) -> Grade:
+    def send(self, requests: list[GradeRequest]) -> bool:
+        """Hand the worker a chunk in one message (it answers item by item); False if it is gone."""
         try:
-            self.connection.send(request)
+            self.connection.send(requests)
+        except OSError:
+            return False
+        return True
+
+    def next_grade(self, timeout_s: float) -> Grade:
+        """The next item's grade, or TIMEOUT when it takes longer than timeout_s, or WORKER_CRASH."""
+        try:
             if not self.connection.poll(timeout_s):
                 return Grade(0.0, TIMEOUT, None)
             status, payload = self.connection.recv()
@@ -127,6 +136,7 @@ class GraderPool:
         )
         self._max_item_s = self._busy_s = self._busy_since = 0.0
         self._active_calls = 0
+        self._num_workers = num_workers
         workers = [_Worker(self._context, reward_fn) for _ in range(num_workers)]
         try:
             for worker in workers:
@@ -176,22 +186,49 @@ class GraderPool:
                 continue
             return fresh
 
-    def _serve(self, worker: _Worker) -> None:
-        while (task := self._tasks.get()) is not _STOP:
-            if not worker.process.is_alive():  # died between items: this item has not started yet
-                self._count("worker_restarts")
-                worker = self._replace(worker)
-            started = time.monotonic()
+    def _next_tasks(self) -> list[_Task] | None:
+        """The next chunk for one worker (None to stop): a fair share of the queue, at most MAX_CHUNK items."""
+        first = self._tasks.get()
+        if first is _STOP:
+            return None
+        tasks = [first]
+        share = min(MAX_CHUNK, max(1, self._tasks.qsize() // self._num_workers))
+        while len(tasks) < share:
             try:
-                result = worker.grade(task.request, self.timeout_s)
-            except Exception:  # noqa: BLE001 - e.g. a result the parent cannot unpickle: never strand a caller
-                logger.exception("unreadable answer from a grader worker")
-                result = Grade(0.0, WORKER_CRASH, None)
-            result = self._in_range(result)
-            self._record(result, time.monotonic() - started)
-            task.future.set_result(result)
-            if result.reason in (TIMEOUT, WORKER_CRASH):
-                worker = self._replace(worker)
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is _STOP:
+                self._tasks.put(_STOP)  # another supervisor's, or this one's after the chunk
+                break
+            tasks.append(task)
+        return tasks
+
+    def _serve(self, worker: _Worker) -> None:
+        """Send each chunk in one message and take the grades as they stream back, each item under its own
+        deadline; a timeout or crash replaces the worker, and the rest of the chunk goes to the new one."""
+        while (tasks := self._next_tasks()) is not None:
+            while tasks:
+                if not worker.process.is_alive() or not worker.send([task.request for task in tasks]):
+                    self._count("worker_restarts")  # died between items: none of these has started
+                    worker = self._replace(worker)
+                    continue
+                done = 0
+                for task in tasks:
+                    started = time.monotonic()
+                    try:
+                        result = worker.next_grade(self.timeout_s)
+                    except Exception:  # noqa: BLE001 - e.g. an answer the parent cannot unpickle: never strand a caller
+                        logger.exception("unreadable answer from a grader worker")
+                        result = Grade(0.0, WORKER_CRASH, None)
+                    result = self._in_range(result)
+                    self._record(result, time.monotonic() - started)
+                    task.future.set_result(result)
+                    done += 1
+                    if result.reason in (TIMEOUT, WORKER_CRASH):
+                        worker = self._replace(worker)
+                        break
+                tasks = tasks[done:]
         worker.stop()
 
     def _count(self, name: str) -> None:

@@ -1,4 +1,5 @@
-"""A grading worker process: load the reward function once, then grade one pair per message.
+"""A grading worker process: load the reward function once, then grade each chunk it is sent, one answer
+message per item.
 
 The pool owns the clock: it kills this process when an item runs past its deadline, so nothing here needs a
 timeout, and a kill loses nothing but the item in flight.
@@ -27,28 +28,63 @@ ERROR = "error"
 MAX_ERROR_CHARS = 500
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
-# Every kind of answer math-verify reads: import sympy, latex2sympy2_extended and math-verify, build the
-# LaTeX parser's tables and the extraction regexes.
-WARMUP_PAIRS = (
-    ("so \\boxed{(x+1)^2}", "x^2+2x+1"),
-    ("#### 1,234", "1234"),
-    ("\\boxed{\\frac{\\pi}{3}}", "60"),
-    ("\\boxed{\\frac{1}{\\sqrt{2}}}", "\\frac{\\sqrt{2}}{2}"),
-    ("\\boxed{2^{x+1}}", "2\\cdot 2^x"),
-    ("\\boxed{\\sqrt[3]{2} + 2i}", "\\ln 3 - e^2"),
-    ("\\boxed{\\frac{a}{2}+\\frac{b}{2}}", "\\frac{a+b}{2}"),
-    ("So the answer is $x \\geq 5$.", "[5, \\infty)"),
-    ("\\boxed{\\begin{pmatrix}1\\\\2\\end{pmatrix}}", "\\left[\\begin{array}{c}1\\\\2\\end{array}\\right]"),
-    ("\\boxed{\\{1, 2\\}}", "(1, 2]"),
-    ("The answer is 12 apples.", "\\text{12}"),
+# Answers of every kind math-verify reads. Grading them in the forkserver imports sympy, latex2sympy2_extended
+# and math-verify and fills the LaTeX parser's prediction cache (ANTLR's DFA), which every worker forked from
+# it inherits: cold, that cache makes a worker's first hundreds of LaTeX answers about twice as slow.
+WARMUP_ANSWERS = (
+    r"\frac{3}{4}",
+    r"-\frac{\sqrt{3}}{2}",
+    r"2\sqrt{5}",
+    r"\sqrt[3]{2}",
+    r"3\pi",
+    r"\frac{\pi}{6}",
+    r"x^2 - 4x + 4",
+    r"(x+1)(x-2)",
+    r"\frac{a+b}{2}",
+    r"|x - 1|",
+    r"e^{2x}",
+    r"\log_2 8",
+    r"\sin x + \cos x",
+    r"\binom{5}{2}",
+    r"5!",
+    r"2 + 3i",
+    r"10^{6}",
+    r"0.75",
+    r"-7",
+    r"1,234",
+    r"\infty",
+    r"45^\circ",
+    r"25\%",
+    r"\$18.90",
+    r"12\text{ cm}^2",
+    r"\text{Monday}",
+    r"\text{(C)}",
+    r"(1, 2)",
+    r"\left( 3, \frac{\pi}{2} \right)",
+    r"[0, 1)",
+    r"(-\infty, 2] \cup (3, \infty)",
+    r"\{1, 2, 3\}",
+    r"1, -2",
+    r"x \geq 5",
+    r"-2 < x < 4",
+    r"x \in [-2, 7]",
+    r"k = \frac{1}{3}",
+    r"y = 2x + 3",
+    r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}",
+    r"\left[\begin{array}{cc} 1 & 0 \\ 0 & 1 \end{array}\right]",
+    r"\begin{bmatrix} 1 \\ -2 \end{bmatrix}",
 )
 
 
 def warm_up() -> None:
-    """Run the built-in grader on a few items; a failure here is not fatal (the worker imports lazily)."""
+    """Grade each warm-up answer boxed against the next one and in a sentence against itself reformatted;
+    a failure here is not fatal (the worker imports lazily)."""
     try:
-        for response, reference in WARMUP_PAIRS:
-            grade(response, reference)
+        for index, answer in enumerate(WARMUP_ANSWERS):
+            grade(f"so \\boxed{{{answer}}}", WARMUP_ANSWERS[(index + 1) % len(WARMUP_ANSWERS)])
+            reformatted = answer.replace("\\frac", "\\dfrac")
+            grade(f"The answer is ${reformatted}$.", answer)
+        grade("12 apples", "12", last_number_fallback=True)
     except Exception:  # noqa: BLE001 - warming is an optimisation only
         logging.getLogger(__name__).exception("grader warm-up failed")
 
@@ -90,9 +126,7 @@ def worker_main(connection: Connection, reward_fn: str | None) -> None:
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool, not a terminal's Ctrl-C, ends workers
     try:
-        grade_fn = resolve_reward_fn(reward_fn)
-        if reward_fn is None:
-            warm_up()  # instant when forked from a warm forkserver
+        grade_fn = resolve_reward_fn(reward_fn)  # warm already: forked from the forkserver that ran warm_up
     except BaseException as err:  # noqa: BLE001 - report any start-up failure to the pool, which raises it
         connection.send((FAILED, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))
         return
@@ -104,7 +138,8 @@ def worker_main(connection: Connection, reward_fn: str | None) -> None:
             return
         if message is None:
             return
-        try:
-            connection.send((GRADED, as_grade(grade_fn(*message))))  # a GradeRequest
-        except Exception as err:  # noqa: BLE001 - a failing reward function scores 0; the worker lives on
-            connection.send((ERROR, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))
+        for request in message:  # a chunk of GradeRequests: one answer per item, as soon as it is graded
+            try:
+                connection.send((GRADED, as_grade(grade_fn(*request))))
+            except Exception as err:  # noqa: BLE001 - a failing reward function scores 0; the worker lives on
+                connection.send((ERROR, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))

@@ -166,6 +166,25 @@ def test_builtin_grader_takes_the_fallback_from_each_request():
         pool.grade_batch([("1", "1")])
 
 
+def test_items_after_a_hang_or_crash_in_one_chunk_are_graded_by_the_fresh_worker(reward_fns_path):
+    with GraderPool(1, timeout_s=0.5, reward_fn=reward_fns_path + "scripted") as pool:
+        started = time.monotonic()
+        grades = pool.grade_batch(
+            [("a", "a"), ("sleep:30", "x"), ("b", "b"), ("exit", "x"), ("c", "c"), ("d", "e")]
+        )
+        assert [g.reason for g in grades] == [
+            "custom_equal",
+            "timeout",
+            "custom_equal",
+            "worker_crash",
+            "custom_equal",
+            "custom_equal",
+        ]
+        assert [g.score for g in grades] == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+        assert time.monotonic() - started < pool.timeout_s + 2.0
+        assert pool.metrics()["reward/grader_worker_restarts"] == 2.0
+
+
 def test_an_item_past_its_deadline_is_killed_and_scored_timeout(reward_fns_path):
     with GraderPool(1, timeout_s=0.5, reward_fn=reward_fns_path + "scripted") as pool:
         started = time.monotonic()
