@@ -9,14 +9,8 @@ from etr_dist.algos import POLICY_LOSSES, compute_policy_loss
 from etr_dist.algos.baseline_losses import chi_square_band
 from etr_dist.config import compose_config
 
-PG_METRICS = {
-    "actor/pg_loss",
-    "actor/pg_clipfrac",
-    "actor/pg_clipfrac_upper",
-    "actor/pg_clipfrac_lower",
-    "actor/pg_clipfrac_dual",
-    "actor/ppo_kl",
-}
+from .test_policy_losses import PG_METRICS
+
 EIGHT = ["grpo", "clip_higher", "gspo", "etr", "cispo", "sapo", "dppo_tv", "bandpo"]
 
 
