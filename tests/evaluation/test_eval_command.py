@@ -2,32 +2,16 @@
 their numbers agree; and the command's refusals."""
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
 from etr_dist.cli import main
 from etr_dist.evaluation.passk import mean_pass_at_k
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
-
-def require_shared_data() -> None:
-    missing = [name for name in ("math500", "gsm8k") if not (SHARED_DATA / name / "test.jsonl").is_file()]
-    if missing:
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"{missing} missing under {SHARED_DATA}, yet CI has the shared data folder", pytrace=False
-            )
-        pytest.skip(
-            f"{missing} missing under {SHARED_DATA} (the shared data folder is not beside this checkout)"
-        )
-
 
 @pytest.mark.slow
-def test_eval_scores_math500_and_gsm8k_rows(tiny_model_path, tmp_path, capsys):
-    require_shared_data()
+def test_eval_scores_math500_and_gsm8k_rows(tiny_model_path, tmp_path, capsys, shared_eval_file):
+    shared_eval_file("math500"), shared_eval_file("gsm8k")
     out = tmp_path / "eval"
     args = [
         "eval", tiny_model_path, "--sets", "math500,gsm8k", "--limit", "3", "--k", "2", "--out", str(out),

@@ -1,7 +1,6 @@
 """Eval sets read the public MATH-500 and GSM8K files correctly; presets, --set files and model paths resolve."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,6 @@ from etr_dist.evaluation.model import resolve_model
 from etr_dist.evaluation.sets import file_spec, preset_spec, read_prompts
 from etr_dist.reward import grade
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 CONFIG_DIR = default_config_dir()
 
 
@@ -21,22 +19,11 @@ def data_cfg():
     return to_dataclass(compose_config([])).data
 
 
-def shared_file(name: str) -> Path:
-    path = SHARED_DATA / name / "test.jsonl"
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"{path} is missing, yet CI has the shared data folder beside the repo", pytrace=False
-            )
-        pytest.skip(f"{path} is missing (the shared data folder is not beside this checkout)")
-    return path
-
-
 @pytest.mark.parametrize(
     ("name", "rows", "question_key"), [("math500", 500, "problem"), ("gsm8k", 1319, "question")]
 )
-def test_every_gold_graded_against_itself_scores_one(name, rows, question_key, data_cfg):
-    path = shared_file(name)
+def test_every_gold_graded_against_itself_scores_one(name, rows, question_key, data_cfg, shared_eval_file):
+    path = shared_eval_file(name)
     spec = preset_spec(name, CONFIG_DIR, data_cfg)
     assert Path(spec.data.eval_path) == path.resolve()
     prompts, stats = read_prompts(spec)
@@ -49,8 +36,8 @@ def test_every_gold_graded_against_itself_scores_one(name, rows, question_key, d
     assert scores == [1.0] * rows
 
 
-def test_gsm8k_gold_is_the_number_after_the_marks(data_cfg):
-    shared_file("gsm8k")
+def test_gsm8k_gold_is_the_number_after_the_marks(data_cfg, shared_eval_file):
+    shared_eval_file("gsm8k")
     prompt = read_prompts(preset_spec("gsm8k", CONFIG_DIR, data_cfg), limit=1)[0][0]
     assert prompt.answer.endswith("#### 18")  # Janet's ducks: $18 a day
     assert grade("She makes 9 * 2 = 18 dollars. \\boxed{18}", prompt.answer).score == 1.0

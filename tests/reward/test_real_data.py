@@ -6,27 +6,16 @@ missing folder skips here but fails under CI, which has it.
 """
 
 import json
-import os
 from pathlib import Path
-
-import pytest
 
 from etr_dist.reward import grade
 
 from .test_fast_paths import shortcuts_agree_with_verify
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 REASONING = "Working through the cases one at a time and simplifying at each step, we reach the result."
 
 
-def rows(name: str) -> list[dict]:
-    path = SHARED_DATA / name / "test.jsonl"
-    if not path.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(
-                f"{path} is missing, yet CI has the shared data folder beside the repo", pytrace=False
-            )
-        pytest.skip(f"{path} is missing (the shared data folder is not beside this checkout)")
+def rows(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as lines:
         return [json.loads(line) for line in lines]
 
@@ -44,8 +33,8 @@ def misgraded(cases: list[tuple[str, str, bool]], expected: float = 1.0) -> list
     ]
 
 
-def test_math500_answers_are_correct_in_every_form():
-    answers = [(row["answer"], row["solution"]) for row in rows("math500")]
+def test_math500_answers_are_correct_in_every_form(shared_eval_file):
+    answers = [(row["answer"], row["solution"]) for row in rows(shared_eval_file("math500"))]
     assert len(answers) == 500
     cases = []
     for answer, solution in answers:
@@ -68,8 +57,8 @@ def test_math500_answers_are_correct_in_every_form():
     assert misgraded(cases) == []
 
 
-def test_math500_answers_do_not_match_other_problems_answers():
-    answers = [row["answer"] for row in rows("math500")]
+def test_math500_answers_do_not_match_other_problems_answers(shared_eval_file):
+    answers = [row["answer"] for row in rows(shared_eval_file("math500"))]
     distinct = [
         (a, b) for a, b in zip(answers, answers[1:] + answers[:1], strict=True) if a.strip() != b.strip()
     ]
@@ -79,8 +68,8 @@ def test_math500_answers_do_not_match_other_problems_answers():
     )  # neighbours may share a value (e.g. 2 vs 2.0)
 
 
-def test_gsm8k_golds_are_read_from_their_solutions():
-    data = rows("gsm8k")
+def test_gsm8k_golds_are_read_from_their_solutions(shared_eval_file):
+    data = rows(shared_eval_file("gsm8k"))
     cases = []
     for row in data:
         number = row["answer"].rsplit("####", 1)[1].strip()
@@ -96,8 +85,8 @@ def test_gsm8k_golds_are_read_from_their_solutions():
     assert misgraded(cases) == []
 
 
-def test_shortcuts_agree_with_verify_on_math500_answers():
-    answers = [row["answer"] for row in rows("math500")]
+def test_shortcuts_agree_with_verify_on_math500_answers(shared_eval_file):
+    answers = [row["answer"] for row in rows(shared_eval_file("math500"))]
     pairs = []
     for index, answer in enumerate(answers):
         near_miss = answer.replace("1", "7", 1) if "1" in answer else answer + "+1"
