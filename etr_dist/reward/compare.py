@@ -6,11 +6,15 @@ they carry most of the traffic: integer replies, and answers written as the refe
 
 from __future__ import annotations
 
+import re
+
 from etr_dist.reward.numeric import fast_verdict
-from etr_dist.reward.prepare import Prepared, is_plain_number, prepare
+from etr_dist.reward.prepare import PLAIN_NUMBER, Prepared, is_plain_number, prepare
 from etr_dist.reward.types import MATCH_STRING, MISMATCH, NO_ANSWER, PARSE_ERROR
 
 MAX_SYMBOLIC_CHARS = 1000  # longer answers are compared as text only: sympy time grows fast with size
+_ARITHMETIC = re.compile(r"(?:[\d\s+\-*/().]|[A-Za-z](?![A-Za-z])|\\(?:times|cdot|div)(?![A-Za-z]))+")
+_MATH_IN_PROSE = re.compile(r"[\d$\\\[]")
 
 
 def _prepared(prediction: str, reference: str) -> tuple[Prepared, Prepared]:
@@ -23,6 +27,17 @@ def _prepared(prediction: str, reference: str) -> tuple[Prepared, Prepared]:
     return answer, gold
 
 
+def _equation_value(answer: Prepared) -> str | None:
+    """The plain number after the last `=` of an arithmetic equation (`5 - 9 = -4` -> `-4`, `x = 3` -> `3`):
+    against a reference that is no equation, math-verify compares the last right-hand side."""
+    if answer.prose is not None or "=" not in answer.math:
+        return None
+    *sides, value = answer.math.split("=")
+    if PLAIN_NUMBER.fullmatch(value.strip()) and all(_ARITHMETIC.fullmatch(side) for side in sides):
+        return value.strip()
+    return None
+
+
 def _fast(answer: Prepared, gold: Prepared) -> str | None:
     if not answer.math:
         return NO_ANSWER
@@ -30,8 +45,12 @@ def _fast(answer: Prepared, gold: Prepared) -> str | None:
         return PARSE_ERROR
     if answer == gold:
         return MATCH_STRING  # math-verify parses equal inputs alike, and verifies anything it parsed
-    if is_plain_number(answer) and is_plain_number(gold):
-        return fast_verdict(answer.math, gold.math)
+    if is_plain_number(gold):
+        if answer.prose is not None and not _MATH_IN_PROSE.search(answer.prose):
+            return MISMATCH  # math-verify finds no value in it: its numbers need digits, its LaTeX `$ \\ [`
+        value = answer.math if is_plain_number(answer) else _equation_value(answer)
+        if value is not None:
+            return fast_verdict(value, gold.math)
     if max(len(answer.math), len(gold.math)) > MAX_SYMBOLIC_CHARS:
         return MISMATCH
     from etr_dist.reward import symbolic  # lazy: sympy and math-verify take about a second to import

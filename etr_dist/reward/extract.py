@@ -39,7 +39,7 @@ _LETTER_GROUP = re.compile(
 # A word standing alone between spaces or punctuation: `apples` in `12 apples`, not `xy` in `2xy` nor `AB` in
 # `AB=4`; "and"/"or" join a list (`3 and 5`).
 _PROSE_WORD = re.compile(
-    r"(?<![^\s(])(?!(?:and|or)\b)(?:[A-Za-z]{3,}|is|of|in|so|to|be|it|at|on|by|we|as|an|if)(?=[\s.,;:!?)]|$)"
+    r"(?<![^\s(])(?!(?:and|or)\b)(?:[A-Za-z]{3,}|(?i:is|of|in|so|to|be|it|at|on|by|we|as|an|if))(?=[\s.,;:!?)]|$)"
 )
 
 

@@ -21,6 +21,7 @@ import sympy
 from latex2sympy2_extended import normalize_latex
 from math_verify import LatexExtractionConfig, parse, verify
 
+from etr_dist.reward import two_stage_parsing  # noqa: F401  (importing it makes latex parsing two-stage)
 from etr_dist.reward.prepare import Prepared
 from etr_dist.reward.types import MATCH_SYMBOLIC, MISMATCH, PARSE_ERROR
 
@@ -31,6 +32,7 @@ APART = 1e-6  # relative gap far beyond evaluation error at 30 digits, and beyon
 _GENERIC_POINT = tuple(sympy.Rational(p, q) for p, q in ((7, 5), (11, 7), (13, 17), (19, 23)))
 _NOT_PLAIN = (sympy.Symbol, sympy.MatrixBase, sympy.MatrixExpr)
 _UNUSUAL = re.compile(r"\\boxed|\\fbox|\\$|answer", re.IGNORECASE)
+
 
 # math-verify warns once per process that its timeout is disabled: here that is by design.
 logging.getLogger("math_verify").setLevel(logging.ERROR)

@@ -5,15 +5,18 @@ import itertools
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from math_verify import verify
+from latex2sympy2_extended.antlr_parser import PSParser
+from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+from math_verify import parse, verify
 
 from etr_dist.reward import symbolic
 from etr_dist.reward.answer_sets import load_labelled
+from etr_dist.reward.compare import _fast, _prepared
 from etr_dist.reward.extract import extract_answer, extract_reference
 from etr_dist.reward.numeric import fast_verdict
 from etr_dist.reward.prepare import Prepared, prepare
 from etr_dist.reward.symbolic import compare_symbolic
-from etr_dist.reward.types import MATCH_NUMERIC, MISMATCH
+from etr_dist.reward.types import MATCH_NUMERIC, MATCH_REASONS, MATCH_STRING, MISMATCH, NO_ANSWER
 
 # Hand-picked neighbours of math-verify's rounding edge and its 15-digit floats.
 EDGES = [
@@ -132,3 +135,69 @@ def test_shortcuts_decide_the_common_cases():
     assert not symbolic._clearly_unequal(gold, symbolic.parse_answer(Prepared("\\frac{1}{2}\\sqrt{3}")))
     floats = symbolic._parse_reference(Prepared("0.25"))  # a float: verify rounds it, so it decides
     assert not symbolic._clearly_unequal(floats, symbolic.parse_answer(Prepared("\\frac{\\sqrt{2}}{2}")))
+
+
+def parse_tree(latex: str, rule) -> str:
+    """latex2sympy2_extended's parse tree of `latex` as text, or the error it raises."""
+    parser = _Latex2Sympy().create_parser(latex)
+    try:
+        return rule(parser).toStringTree(recog=parser)
+    except Exception as err:  # noqa: BLE001 - the listener raises a bare Exception on a syntax error
+        return f"error: {err}"
+
+
+def two_stage_parses_as_ll(answer: str) -> bool:
+    latex = symbolic._normalized(prepare(answer).math)
+    return parse_tree(latex, PSParser.math) == parse_tree(latex, PSParser.math.__wrapped__)
+
+
+def test_two_stage_parsing_gives_lls_trees_on_the_labelled_answers():
+    answers = {extract_reference(case.reference) for case in load_labelled()}
+    answers |= {extract_answer(case.response) or "" for case in load_labelled()}
+    assert len(answers) > 300
+    assert [answer for answer in answers if not two_stage_parses_as_ll(answer)] == []
+
+
+def math_verify_reads(answer: Prepared) -> list:
+    """math-verify's parse of an answer as we hand it over: prose as text, else its LaTeX in math mode."""
+    text = answer.prose if answer.prose is not None else f"${answer.math}$"
+    return parse(text, parsing_timeout=None)
+
+
+# Replies to a numeric question (the demo's, GSM8K-style): equations, words, both.
+REPLIES = [
+    "5 - 9 = -4",
+    "5 - 9 = 4",
+    "x = 3",
+    "2 + 3 = 6",
+    "a = b = 6",
+    "3 \\times 4 = 12",
+    "12 / 4 = 3.0",
+    "e = 5",
+    "(-7) - 7 = -14",
+    "1 + 8 = 9 = 9",
+    "no, according to C",
+    "the number itself",
+    "Two + Three",
+    "1 + 8 Is 8",
+    "It is twelve.",
+    "x \\leq 5",
+    "5 apples and 6 pears",
+    "$5$ apples",
+]
+
+
+def test_shortcuts_against_a_number_agree_with_math_verify():
+    decided = 0
+    for reply, gold_text in itertools.product(REPLIES, ["-4", "3", "6", "12", "5", "-14", "9", "0.5"]):
+        answer, gold = _prepared(reply, gold_text)
+        reason = _fast(answer, gold)
+        if reason is None or reason in (MATCH_STRING, NO_ANSWER):
+            continue
+        decided += 1
+        found = math_verify_reads(answer)
+        truth = bool(found) and verify(
+            math_verify_reads(gold), found, allow_set_relation_comp=True, timeout_seconds=None
+        )
+        assert (reason in MATCH_REASONS) == truth, (reply, gold_text, reason)
+    assert decided > 80

@@ -52,6 +52,7 @@ def test_decimal_comma_only_when_asked():
         ("x = 3 \\text{ or } x = -2", None),
         ("3 and 5", None),
         ("2xy + AB", None),
+        ("1 + 8 Is 8", "1 + 8 Is 8"),  # two-letter words in any case
     ],
 )
 def test_prose_is_kept_for_math_verify_to_read(raw, prose):

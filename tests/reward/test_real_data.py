@@ -10,7 +10,7 @@ from pathlib import Path
 
 from etr_dist.reward import grade
 
-from .test_fast_paths import shortcuts_agree_with_verify
+from .test_fast_paths import shortcuts_agree_with_verify, two_stage_parses_as_ll
 
 REASONING = "Working through the cases one at a time and simplifying at each step, we reach the result."
 
@@ -93,3 +93,4 @@ def test_shortcuts_agree_with_verify_on_math500_answers(shared_eval_file):
         reformatted = answer.replace("\\frac", "\\dfrac").replace("(", "\\left(").replace(")", "\\right)")
         pairs += [(near_miss, answer), (reformatted, answer), (answers[(index + 1) % len(answers)], answer)]
     assert [pair for pair in pairs if not shortcuts_agree_with_verify(*pair)] == []
+    assert [answer for answer, _ in pairs if not two_stage_parses_as_ll(answer)] == []
