@@ -89,12 +89,6 @@ def boxed(text: str) -> tuple[int, str] | None:
     return start, ", ".join(parts)
 
 
-def last_boxed(text: str) -> str | None:
-    """Content of the last box (several boxes joined as in `boxed`)."""
-    found = boxed(text)
-    return found[1] if found else None
-
-
 def _last_match(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     last = deque(pattern.finditer(text), maxlen=1)
     return last[0] if last else None
@@ -105,11 +99,6 @@ def hashes(text: str) -> tuple[int, str] | None:
     found = _last_match(_GSM8K, text)
     answer = found.group(1).strip() if found else ""
     return (found.start(), answer) if found and answer else None
-
-
-def after_hashes(text: str) -> str | None:
-    found = hashes(text)
-    return found[1] if found else None
 
 
 def _is_price(text: str, dollar: re.Match[str], spaced_span: bool) -> bool:
@@ -149,11 +138,6 @@ def answer_is(text: str) -> tuple[int, str] | None:
     end = next((token.start() for kind, token in _math_tokens(text, found.end()) if kind == "end"), len(text))
     answer = unwrap_math(text[found.end() : end].replace('\\"', '"').strip().strip("*\"'").strip())
     return (found.start(), answer) if answer else None
-
-
-def after_answer_is(text: str) -> str | None:
-    found = answer_is(text)
-    return found[1] if found else None
 
 
 def _is_value(answer: str) -> bool:

@@ -87,4 +87,5 @@ def prepare(text: str, *, decimal_comma: bool = False) -> Prepared:
 
 
 def is_plain_number(answer: Prepared) -> bool:
+    """An integer or decimal and nothing else: the numeric fast path's domain (numeric.py)."""
     return answer.prose is None and PLAIN_NUMBER.fullmatch(answer.math) is not None

@@ -1,17 +1,21 @@
 import pytest
 
 from etr_dist.reward.extract import (
-    after_answer_is,
-    after_hashes,
+    answer_is,
     bare_answer,
+    boxed,
     extract_answer,
     extract_reference,
     has_prose,
-    last_boxed,
+    hashes,
     last_math_span,
     last_number,
     unwrap_math,
 )
+
+
+def text_of(found: tuple[int, str] | None) -> str | None:
+    return found[1] if found else None
 
 
 @pytest.mark.parametrize(
@@ -24,19 +28,22 @@ from etr_dist.reward.extract import (
         ("\\boxed 9 is it", "9"),
         ("\\boxed{\\{1,2\\}}", "\\{1,2\\}"),
         ("\\boxed{3} and then \\boxed{4", "3"),  # the last box never closes: the one before it counts
+        ("$\\boxed{2}$ and $\\boxed{-3}$", "2, -3"),  # one answer in two boxes
+        ("\\(\\boxed{1}\\), \\(\\boxed{1}\\)", "1"),
+        ("\\boxed{\\boxed{5}}", "5"),
         ("no box here", None),
         ("\\boxed{" + "{" * 5000 + "5", None),
         ("}" * 5000 + "\\boxed{5}", "5"),
     ],
 )
 def test_last_boxed(text, expected):
-    assert last_boxed(text) == expected
+    assert text_of(boxed(text)) == expected
 
 
 def test_hashes_take_the_last_line_marker():
-    assert after_hashes("48 + 24 = 72\n#### 72") == "72"
-    assert after_hashes("#### 1\nmore\n####  1,200 \n") == "1,200"
-    assert after_hashes("#### \n") is None
+    assert hashes("48 + 24 = 72\n#### 72") == (13, "72")
+    assert text_of(hashes("#### 1\nmore\n####  1,200 \n")) == "1,200"
+    assert hashes("#### \n") is None
 
 
 @pytest.mark.parametrize(
@@ -60,7 +67,7 @@ def test_hashes_take_the_last_line_marker():
     ],
 )
 def test_answer_is_reads_to_the_end_of_its_sentence_outside_math(text, expected):
-    assert after_answer_is(text) == expected
+    assert text_of(answer_is(text)) == expected
 
 
 @pytest.mark.parametrize(
@@ -143,6 +150,12 @@ def test_extractors_in_priority_order():
     assert extract_answer("First $x = 2$, then $y = 6$ and 7") == "y = 6"
     assert extract_answer("\\frac{1}{2}") == "\\frac{1}{2}"
     assert extract_answer("just 6 left", last_number_fallback=True) == "6"
+
+
+def test_a_conclusion_after_a_box_overrides_it_but_prose_does_not():
+    assert extract_answer("\\boxed{5}. Final Answer: The final answer is $6$. I hope it is correct.") == "6"
+    assert extract_answer("\\boxed{5}. The answer is correct because $5 \\cdot 2 = 10$.") == "5"
+    assert extract_answer("The answer is $\\boxed{7}$.") == "7"
 
 
 def test_last_number_fallback_is_the_datasets_choice():
