@@ -23,18 +23,11 @@ import torch
 from transformers import AutoTokenizer
 
 from etr_dist.config import compose_config, to_dataclass
+from etr_dist.config.schema import LEARNER_FAST_PATHS as FAST_PATHS
 from etr_dist.data.records import Completion, Group, Prompt
 from etr_dist.learner.batch import TrainBatch, build_train_batch, shard_batch
 from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
 from etr_dist.models import resolve_model_path
-
-FAST_PATHS = (
-    "response_logits_only",
-    "old_from_first_forward",
-    "micro_batches_by_length",
-    "skip_zero_advantage",
-    "fused_adamw",
-)
 
 
 def demo_groups(

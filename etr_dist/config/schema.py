@@ -148,6 +148,16 @@ class LearnerConfig:
     seed: int = 0
 
 
+# LearnerConfig's switches of the exact fast paths (benchmarks and tests turn them all off to compare)
+LEARNER_FAST_PATHS = (
+    "response_logits_only",
+    "old_from_first_forward",
+    "micro_batches_by_length",
+    "skip_zero_advantage",
+    "fused_adamw",
+)
+
+
 @dataclass
 class SyncConfig:
     transport: str = "object_store"  # object_store | nccl

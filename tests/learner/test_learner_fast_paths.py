@@ -11,6 +11,7 @@ import torch
 import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
+from etr_dist.config.schema import LEARNER_FAST_PATHS as FAST_PATHS
 from etr_dist.config.schema import RootConfig
 from etr_dist.learner.batch import build_train_batch
 
@@ -18,13 +19,6 @@ from .helpers import make_group, random_groups
 from .ranks import scenarios_script, spawned
 
 pytestmark = pytest.mark.slow
-FAST_PATHS = (
-    "response_logits_only",
-    "old_from_first_forward",
-    "micro_batches_by_length",
-    "skip_zero_advantage",
-    "fused_adamw",
-)
 STEPS = 3
 
 
