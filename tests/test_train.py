@@ -115,11 +115,12 @@ def test_ray_job_submit_runs_two_steps_and_writes_the_run_folder(ray_head, tmp_p
 
 
 def run_until_checkpoint(command: list[str], run_dir: Path, step: int, timeout_s: float = 300) -> None:
-    """Start the job, wait until checkpoint `step` is committed, then SIGKILL its whole process group."""
+    """Start the job, which blocks right after committing checkpoint `step` (a test-only injection point), then
+    SIGKILL its whole process group there."""
     process = subprocess.Popen(
         command,
         cwd=REPO,
-        env=ENV,
+        env={**ENV, "ETR_DIST_FAULT": f"after_save:{step}"},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

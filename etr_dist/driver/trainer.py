@@ -15,6 +15,7 @@ from etr_dist.driver.checkpoint import CheckpointManager, find_checkpoint
 from etr_dist.driver.cluster import Cluster
 from etr_dist.driver.collector import RolloutCollector, RolloutProducer, StepRollout
 from etr_dist.driver.evaluate import evaluate
+from etr_dist.driver.faults import injection_point
 from etr_dist.driver.groups import accuracy, rollout_metrics
 from etr_dist.driver.metrics import MetricsLogger, SkippedUpdateGuard
 from etr_dist.learner.batch import build_train_batch
@@ -72,13 +73,15 @@ class Trainer:
                 self._skip_guard.observe(step + 1, metrics)
                 metrics["timing_s/step"] = time.time() - step_start  # waiting for rollouts, learning, sync
                 done = step + 1
+                # logged before the save, so a checkpointed step always has its row (a resume keeps it)
+                pass_rates = [g.pass_rate for g in rollout.groups + rollout.filtered]
+                self.logger.log(done, metrics, {"reward/pass_rate_hist": pass_rates})
                 if _due(done, trainer.save_every, trainer.total_steps):
                     self._save(done)  # before eval: an eval error must not lose the step's checkpoint
                 if _due(done, trainer.eval_every, trainer.total_steps):
                     final_eval = self._evaluate()
+                    self.logger.log(done, final_eval)  # the step's eval row
                     metrics.update(final_eval)
-                pass_rates = [g.pass_rate for g in rollout.groups + rollout.filtered]
-                self.logger.log(done, metrics, {"reward/pass_rate_hist": pass_rates})
                 self.logger.advance(done, metrics)
                 if self.on_step_end is not None:
                     self.on_step_end(done, metrics)
@@ -143,6 +146,7 @@ class Trainer:
             ),  # a resume checks it (RESUME_FIXED_KEYS)
         }
         self.checkpoints.commit(step, state)
+        injection_point("after_save", step)
 
     def _restore(self) -> int:
         """The step to start from: 0, or the checkpoint's (prepare_run_dir already checked it is compatible)."""
