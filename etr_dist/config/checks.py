@@ -35,7 +35,8 @@ def _require(ok: bool, key: str, message: str, value: Any) -> None:
         raise ConfigError(f"bad value for config key '{key}': {message}, got {value!r}")
 
 
-def _check_choice(key: str, value: Any) -> None:
+def check_choice(key: str, value: Any) -> None:
+    """value is one of CHOICES[key], else a ConfigError naming the key."""
     allowed = CHOICES[key]
     if value not in allowed:
         raise ConfigError(f"bad value for config key '{key}': {value!r} is not one of {list(allowed)}")
@@ -56,8 +57,8 @@ def check_etr(etr: EtrConfig, prefix: str = "algorithm.etr") -> None:
     _require(
         etr.eps_min <= etr.eps_max, f"{prefix}.eps_max", f"must be >= eps_min={etr.eps_min}", etr.eps_max
     )
-    _check_choice("algorithm.etr.budget", etr.budget)
-    _check_choice("algorithm.etr.side", etr.side)
+    check_choice("algorithm.etr.budget", etr.budget)
+    check_choice("algorithm.etr.side", etr.side)
     if etr.side == "both":
         _require(
             etr.eps_max < 1, f"{prefix}.eps_max", "must be < 1 while the lower bound is elastic", etr.eps_max

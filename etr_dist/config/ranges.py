@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from etr_dist.config.checks import CHOICES, ConfigError, check_algorithm
+from etr_dist.config.checks import ConfigError, check_algorithm, check_choice
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,6 @@ def check_root(cfg: Any) -> None:
     """Every value check of a whole typed config (RootConfig): ranges, choices, the loss's rules, cross rules."""
     check_ranges(cfg)
     for key in ("model.dtype", "learner.backend"):
-        if select(cfg, key) not in CHOICES[key]:
-            raise ConfigError(
-                f"bad value for config key '{key}': {select(cfg, key)!r} is not one of {list(CHOICES[key])}"
-            )
+        check_choice(key, select(cfg, key))
     check_algorithm(cfg.algorithm)
     check_cross_rules(cfg)

@@ -25,7 +25,11 @@ def run(loss_mode, new_prob, old_prob, adv, mask, config=None):
 
 
 def test_the_registry_holds_the_eight_losses():
-    assert sorted(POLICY_LOSSES.names()) == sorted(EIGHT)
+    # the package's own (a test elsewhere registers a plugin's loss in the same process)
+    own = [
+        name for name in POLICY_LOSSES.names() if POLICY_LOSSES.get(name).__module__.startswith("etr_dist.")
+    ]
+    assert sorted(own) == sorted(EIGHT)
 
 
 # CISPO, defaults eps_low = 1 (no lower bound), eps_high = 4 (weight cap 5); old probability 0.1 everywhere.

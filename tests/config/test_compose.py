@@ -72,7 +72,9 @@ def test_a_loss_registered_in_a_plugin_is_a_valid_name(tmp_path, monkeypatch):
     (tmp_path / "my_losses.py").write_text(
         "from etr_dist.algos import register_policy_loss\n"
         "from etr_dist.algos.policy_losses import grpo_loss\n"
-        "register_policy_loss('my_plugin_loss')(grpo_loss)\n"
+        "@register_policy_loss('my_plugin_loss')\n"
+        "def my_loss(inputs, algorithm):\n"
+        "    return grpo_loss(inputs, algorithm)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ConfigError, match="'algorithm.name': 'my_plugin_loss' is not one of"):
