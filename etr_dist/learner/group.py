@@ -2,42 +2,50 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import socket
 import warnings
 from pathlib import Path
 from typing import Any
 
 import ray
+import torch
 
-from etr_dist.config.schema import SyncConfig
+from etr_dist.config.schema import TimeoutsConfig
+from etr_dist.faults import injection_point
 from etr_dist.learner.batch import TrainBatch, shard_batch
 from etr_dist.learner.metrics import RankMetrics, combine_ranks
 from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
+from etr_dist.remote_calls import get_all
+from etr_dist.rendezvous import HeldPort, join_store
 from etr_dist.sync.broadcast import BACKEND_FOR_DEVICE, WeightGroup, join_group
-from etr_dist.sync.transports import TRANSPORTS
+from etr_dist.sync.transports import TRANSPORTS, Delivery, WeightSender
 
 
-def free_port() -> int:
-    """A port the OS just had free on this node (for a rendezvous that starts right after)."""
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        return sock.getsockname()[1]
-
-
-@ray.remote
+@ray.remote(max_restarts=0)  # a DeepSpeed group cannot take a new member: a lost rank ends the run
 class LearnerActor:
-    """Thin Ray shell around one PolicyLearner rank and its membership of the weight-sync group."""
+    """Thin Ray shell around one PolicyLearner rank, its weight sender and its share of the weight group."""
 
     def __init__(self) -> None:
         self.learner: PolicyLearner | None = None
         self.weight_group: WeightGroup | None = None
+        self.sender: WeightSender | None = None
+        self._held: HeldPort | None = None  # rank 0: the rendezvous port, held until the group forms
+        self._steps = 0
 
     def endpoint(self) -> tuple[str, int]:
-        return ray.util.get_node_ip_address(), free_port()
+        """Rank 0: bind a port on this node's address and keep it until setup hosts the rendezvous on it."""
+        self._held = HeldPort(ray.util.get_node_ip_address())
+        return self._held.address, self._held.port
 
     def setup(
-        self, setup: LearnerSetup, rank: int, world_size: int, master_addr: str, master_port: int
+        self,
+        setup: LearnerSetup,
+        rank: int,
+        world_size: int,
+        master_addr: str,
+        master_port: int,
+        timeout_s: float,
     ) -> None:
         # Ray gives each rank its own GPU (CUDA_VISIBLE_DEVICES), so the local device index is always 0
         os.environ.update(
@@ -49,9 +57,14 @@ class LearnerActor:
         )
         # DeepSpeed's ZeRO-3 collectives call torch's deprecated names on every step: one line per call.
         warnings.filterwarnings("ignore", category=FutureWarning, module="torch.distributed")
-        self.learner = PolicyLearner(setup, rank, world_size)
+        held, self._held = self._held, None
+        store = join_store(master_addr, master_port, world_size, timeout_s, held)
+        self.learner = PolicyLearner(setup, rank, world_size, store, timeout_s)
 
     def train_step(self, shard: TrainBatch) -> RankMetrics:
+        self._steps += 1
+        if injection_point(f"learner_train_rank{self.learner.rank}", self._steps) == "nan":
+            shard = dataclasses.replace(shard, advantages=torch.full_like(shard.advantages, float("nan")))
         return self.learner.train_step(shard)
 
     def gathered_state_dict(self) -> dict:
@@ -67,41 +80,49 @@ class LearnerActor:
         self.learner.save_hf(directory)
 
     def weight_sync_endpoint(self) -> tuple[str, int, str]:
-        """(address, free port, backend) for a weight-sync group that this rank hosts as its rank 0."""
+        """(address, held port, backend) of a weight-sync group that this rank hosts as its rank 0."""
         return (*self.endpoint(), BACKEND_FOR_DEVICE[self.learner.device.type])
 
     def join_weight_group(
-        self, master_addr: str, master_port: int, world_size: int, rank: int, backend: str
+        self, master_addr: str, master_port: int, world_size: int, rank: int, backend: str, timeout_s: float
     ) -> None:
-        self.weight_group = join_group(master_addr, master_port, world_size, rank, backend)
+        held, self._held = self._held, None
+        self.weight_group = join_group(master_addr, master_port, world_size, rank, backend, timeout_s, held)
 
-    def push_weights(
-        self, transport: str, rollout_actors: list[Any], bucket_mb: float, version: int
-    ) -> tuple:
-        return TRANSPORTS.get(transport).push(
-            self.learner, rollout_actors, bucket_mb, version, self.weight_group
-        )
+    def open_weight_sender(self, transport: str, rollout_actors: list[Any], bucket_mb: float) -> None:
+        self.sender = TRANSPORTS.get(transport)(self.learner, rollout_actors, bucket_mb, self.weight_group)
+
+    def push_weights(self, version: int) -> Delivery:
+        return self.sender.push(version)
 
 
 class LearnerGroup:
-    def __init__(self, setup: LearnerSetup, sync: SyncConfig) -> None:
+    """The learner ranks as Ray actors; every call on them waits within its deadline and names a lost rank."""
+
+    def __init__(self, setup: LearnerSetup, timeouts: TimeoutsConfig) -> None:
         learner = setup.learner
         if learner.num_ranks < 1:
             raise ValueError(f"learner.num_ranks must be >= 1, got {learner.num_ranks}")
-        self.setup, self.learner_cfg, self.sync_cfg = setup, learner, sync
-        self.transport = TRANSPORTS.get(sync.transport)()
+        self.setup, self.learner_cfg, self.timeouts = setup, learner, timeouts
         actor = LearnerActor.options(num_cpus=learner.num_cpus_per_rank, num_gpus=learner.num_gpus_per_rank)
         self.actors = [actor.remote() for _ in range(learner.num_ranks)]
-        master_addr, master_port = ray.get(self.actors[0].endpoint.remote())
-        ray.get(
-            [
-                a.setup.remote(setup, rank, len(self.actors), master_addr, master_port)
-                for rank, a in enumerate(self.actors)
-            ]
-        )
+        self.names = [f"learner rank {rank}" for rank in range(learner.num_ranks)]
+        master_addr, master_port = self._wait(
+            [self.actors[0].endpoint.remote()], "starting", timeouts.actor_start_s, "actor_start_s"
+        )[0]
+        setups = [
+            a.setup.remote(setup, rank, len(self.actors), master_addr, master_port, timeouts.rendezvous_s)
+            for rank, a in enumerate(self.actors)
+        ]
+        self._wait(setups, "loading the model", timeouts.actor_start_s, "actor_start_s")
 
-    def _all(self, method: str, *args: Any) -> list[Any]:
-        return ray.get([getattr(actor, method).remote(*args) for actor in self.actors])
+    def _wait(self, refs: list, what: str, timeout_s: float, key: str) -> list:
+        names = self.names[: len(refs)]
+        return get_all(refs, names, f"learner {what}", timeout_s, f"cluster.timeouts.{key}")
+
+    def _all(self, method: str, *args: Any, key: str = "checkpoint_s") -> list[Any]:
+        refs = [getattr(actor, method).remote(*args) for actor in self.actors]
+        return self._wait(refs, method, getattr(self.timeouts, key), key)
 
     def train_step(self, batch: TrainBatch, step: int = 0) -> dict[str, float]:
         """Shard the step batch (its normalisers are already global), one put per shard; metrics of all ranks.
@@ -114,20 +135,14 @@ class LearnerGroup:
             batch, len(self.actors), learner.ppo_mini_batches, seed, self.setup.skips_zero_advantage
         )
         refs = [ray.put(shard) for shard in shards]
-        per_rank = ray.get(
-            [actor.train_step.remote(ref) for actor, ref in zip(self.actors, refs, strict=True)]
-        )
+        steps = [actor.train_step.remote(ref) for actor, ref in zip(self.actors, refs, strict=True)]
+        per_rank = self._wait(steps, f"train step {step}", self.timeouts.train_s, "train_s")
         metrics = combine_ranks(per_rank)
         metrics["actor/ppo_mini_batches"] = float(len(shards[0].mini_batches))
         return metrics
 
-    def sync_weights(self, rollout_actors: list[Any], version: int) -> dict[str, float]:
-        """Copy the weights into the rollout workers; timing_s/sync, perf/weight_sync_{bytes,gbps}."""
-        stats = self.transport.sync(self.actors, rollout_actors, self.sync_cfg.bucket_mb, version)
-        return stats.as_metrics()
-
     def gathered_state_dict(self) -> dict:
-        return self._all("gathered_state_dict")[0]
+        return self._all("gathered_state_dict", key="sync_s")[0]
 
     def save_checkpoint(self, directory: str | Path, client_state: dict[str, Any]) -> None:
         self._all("save_checkpoint", str(directory), client_state)

@@ -8,6 +8,7 @@ class LeastLoadedRouter:
         if num_workers < 1:
             raise ValueError(f"a router needs at least one worker, got {num_workers}")
         self._outstanding = [0] * num_workers
+        self._retired: set[int] = set()
 
     @property
     def outstanding(self) -> tuple[int, ...]:
@@ -17,7 +18,10 @@ class LeastLoadedRouter:
         """The least-loaded worker's index (ties go to the lowest), now charged with n_prompts."""
         if n_prompts < 1:
             raise ValueError(f"a request carries at least one prompt, got {n_prompts}")
-        index = min(range(len(self._outstanding)), key=lambda i: (self._outstanding[i], i))
+        live = [i for i in range(len(self._outstanding)) if i not in self._retired]
+        if not live:
+            raise RuntimeError("every rollout worker is dead (out of restarts: cluster.max_actor_restarts)")
+        index = min(live, key=lambda i: (self._outstanding[i], i))
         self._outstanding[index] += n_prompts
         return index
 
@@ -30,3 +34,7 @@ class LeastLoadedRouter:
                 f"cannot finish {n_prompts}"
             )
         self._outstanding[worker_index] -= n_prompts
+
+    def retire(self, worker_index: int) -> None:
+        """A worker that died for good (out of restarts) gets no further requests."""
+        self._retired.add(worker_index)

@@ -18,6 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from etr_dist.rendezvous import HeldPort, join_store
+
 SRC_RANK = 0
 TensorMeta = tuple[str, str, tuple[int, ...]]  # (name, dtype name as in torch, e.g. "bfloat16", shape)
 
@@ -49,15 +51,25 @@ BACKEND_FOR_DEVICE = {device_type: name for name, (_, device_type) in BACKENDS.i
 
 
 def join_group(
-    master_addr: str, master_port: int, world_size: int, rank: int, backend: str, timeout_s: float = 600.0
+    master_addr: str,
+    master_port: int,
+    world_size: int,
+    rank: int,
+    backend: str,
+    timeout_s: float = 600.0,
+    held: HeldPort | None = None,
 ) -> WeightGroup:
-    """Every member calls this at the same time; rank 0 hosts the store and must be the sender."""
+    """Every member calls this at the same time; rank 0 hosts the store (on the port it `held`, or binding
+    master_port now) and must be the sender."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown weight-sync backend '{backend}'; known: {sorted(BACKENDS)}")
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is outside a weight-sync group of {world_size}")
     timeout = datetime.timedelta(seconds=timeout_s)
-    store = dist.TCPStore(master_addr, master_port, world_size, rank == SRC_RANK, timeout)
+    if held is not None or rank != SRC_RANK:
+        store = join_store(master_addr, master_port, world_size, timeout_s, held)
+    else:
+        store = dist.TCPStore(master_addr, master_port, world_size, True, timeout)
     make_backend, device_type = BACKENDS[backend]
     group_store = dist.PrefixStore("etr_dist_weight_sync", store)
     device = (

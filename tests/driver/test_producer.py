@@ -12,7 +12,7 @@ class RecordingCollector:
         self.started_under: dict[int, int] = {}
         self.producer_ref = producer_ref
 
-    def collect(self, step: int) -> StepRollout:
+    def collect(self, step: int, min_version: int = 0) -> StepRollout:
         self.started_under[step] = self.producer_ref[0]._synced_version
         now = time.time()
         return StepRollout(step, [], [], {}, now, now)
@@ -39,7 +39,7 @@ def test_producer_never_runs_ahead_of_the_bound(max_staleness):
 
 def test_producer_failure_reaches_the_training_loop():
     class Broken:
-        def collect(self, step):
+        def collect(self, step, min_version=0):
             raise OSError("worker died")
 
     producer = RolloutProducer(Broken(), 0, 3, 0)

@@ -1,19 +1,22 @@
 """A 2-rank LearnerGroup (real Ray, real DeepSpeed ZeRO-3 on gloo) syncing into real HF rollout workers."""
 
 import math
+import os
+import signal
 
 import pytest
 import ray
 import torch
 from omegaconf import OmegaConf
 
-from etr_dist.config.schema import RolloutConfig, RootConfig
+from etr_dist.config.schema import RolloutConfig, RootConfig, TimeoutsConfig
 from etr_dist.data.records import Completion, Group, Prompt
 from etr_dist.learner.batch import build_train_batch
 from etr_dist.learner.group import LearnerGroup
 from etr_dist.learner.policy_learner import LearnerSetup
+from etr_dist.remote_calls import RemoteCallError, call_when_back
 from etr_dist.rollout.ray_worker import create_rollout_actors
-from etr_dist.sync.transports import TRANSPORTS, BroadcastTransport
+from etr_dist.sync.manager import WeightSyncManager
 
 pytestmark = pytest.mark.slow
 BUCKET_MB = 0.05  # the tiny model's embedding (256 KB) fills a bucket alone; the rest share a few
@@ -28,7 +31,7 @@ def learners(local_ray, tiny_model_path):
     cfg.learner.ppo_epochs = 2  # 4 optimizer steps per train step
     cfg.sync.merge_with({"transport": "object_store", "bucket_mb": 1})  # the whole tiny model in one bucket
     typed = OmegaConf.to_object(cfg)
-    group = LearnerGroup(LearnerSetup.from_config(typed, str(tiny_model_path)), typed.sync)
+    group = LearnerGroup(LearnerSetup.from_config(typed, str(tiny_model_path)), TimeoutsConfig())
     yield group
     group.shutdown()
 
@@ -36,7 +39,7 @@ def learners(local_ray, tiny_model_path):
 @pytest.fixture(scope="module")
 def rollouts(local_ray, tiny_model_path):
     cfg = RolloutConfig(engine="hf", num_workers=2, num_cpus_per_worker=0.5)
-    return create_rollout_actors(str(tiny_model_path), cfg, "float32")
+    return create_rollout_actors(str(tiny_model_path), cfg, "float32", max_restarts=1)
 
 
 def train_batch(seed: int):
@@ -86,41 +89,58 @@ def test_group_train_step_returns_rank_mean_metrics(learners):
 
 
 def test_object_store_sync_copies_the_weights_and_bumps_the_version(learners, rollouts):
+    weights = WeightSyncManager("object_store", learners.actors, rollouts, 1, TimeoutsConfig())
     train_until_workers_are_stale(learners, rollouts, seed=5)
-    metrics = learners.sync_weights(rollouts, version=1)  # the configured transport: object_store
+    metrics = weights.sync(version=1).as_metrics()
     assert set(metrics) == {"timing_s/sync", "perf/weight_sync_bytes", "perf/weight_sync_gbps"}
-    weights = learners.gathered_state_dict()
-    assert metrics["perf/weight_sync_bytes"] == sum(t.nbytes for t in weights.values())
+    state = learners.gathered_state_dict()
+    assert metrics["perf/weight_sync_bytes"] == sum(t.nbytes for t in state.values())
     assert metrics["timing_s/sync"] > 0 and metrics["perf/weight_sync_gbps"] > 0
-    assert_workers_hold(rollouts, weights, version=1)
+    assert_workers_hold(rollouts, state, version=1)
     train_until_workers_are_stale(learners, rollouts, seed=4)
-    stats = TRANSPORTS.get("object_store")().sync(learners.actors, rollouts, BUCKET_MB, version=2)
+    small_buckets = WeightSyncManager("object_store", learners.actors, rollouts, BUCKET_MB, TimeoutsConfig())
+    stats = small_buckets.sync(version=2)
     assert stats.num_buckets > 1
     assert_workers_hold(rollouts, learners.gathered_state_dict(), version=2)
 
 
 def test_broadcast_transport_over_gloo_copies_the_weights(learners, rollouts):
-    """The nccl transport's code path with ProcessGroupGloo: group formed once, reused on the next sync."""
-    transport = TRANSPORTS.get("nccl")()
-    assert isinstance(transport, BroadcastTransport)
+    """The nccl transport's code path with ProcessGroupGloo: group formed once (on a port rank 0 holds),
+    reused on the next sync; it cannot replay to a restarted worker, and says so."""
+    weights = WeightSyncManager("nccl", learners.actors, rollouts, BUCKET_MB, TimeoutsConfig())
     train_until_workers_are_stale(learners, rollouts, seed=1)
-    stats = transport.sync(learners.actors, rollouts, BUCKET_MB, version=3)
-    weights = learners.gathered_state_dict()
-    assert stats.num_buckets > 1 and stats.bytes == sum(t.nbytes for t in weights.values())
-    assert_workers_hold(rollouts, weights, version=3)
+    stats = weights.sync(version=3)
+    state = learners.gathered_state_dict()
+    assert stats.num_buckets > 1 and stats.bytes == sum(t.nbytes for t in state.values())
+    assert_workers_hold(rollouts, state, version=3)
     train_until_workers_are_stale(learners, rollouts, seed=2)
-    transport.sync(learners.actors, rollouts, BUCKET_MB, version=4)
+    weights.sync(version=4)
     assert_workers_hold(rollouts, learners.gathered_state_dict(), version=4)
-    with pytest.raises(ValueError, match="formed with other rollout workers"):
-        transport.sync(learners.actors, rollouts[:1], BUCKET_MB, version=5)
+    with pytest.raises(RemoteCallError, match="cannot take a new member.*resume=auto"):
+        weights.replay(0)
 
 
-def test_group_checkpoint_and_hf_export(learners, tmp_path):
-    saved = learners.gathered_state_dict()
-    learners.save_checkpoint(tmp_path / "checkpoint", {"step": 7})
-    learners.train_step(train_batch(seed=3))
-    assert learners.load_checkpoint(tmp_path / "checkpoint")["step"] == 7
-    restored = learners.gathered_state_dict()
-    assert all(torch.equal(restored[name], saved[name]) for name in saved)
-    learners.save_hf(tmp_path / "hf")
-    assert (tmp_path / "hf" / "config.json").is_file() and (tmp_path / "hf" / "tokenizer.json").is_file()
+def test_a_replay_brings_a_worker_to_the_last_sync_and_never_back(learners, rollouts):
+    """A restarted worker is given the last sync again; a replay older than what a worker holds is ignored."""
+    weights = WeightSyncManager("object_store", learners.actors, rollouts, 1, TimeoutsConfig())
+    train_until_workers_are_stale(learners, rollouts, seed=6)
+    weights.sync(version=5)
+    synced = learners.gathered_state_dict()
+    pid = ray.get(rollouts[1].pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for_restart(rollouts[1], pid) == 0  # Ray restarted it with the initial weights, as version 0
+    weights.replay(1)
+    assert_workers_hold(rollouts, synced, version=5)
+    train_until_workers_are_stale(learners, rollouts, seed=7)
+    weights.sync(version=6)
+    stale = WeightSyncManager("object_store", learners.actors, rollouts[:1], 1, TimeoutsConfig())
+    stale._last = weights._last[0], 4  # a replay that lost the race with the sync of v6
+    stale.replay(0)
+    assert_workers_hold(rollouts, learners.gathered_state_dict(), version=6)
+
+
+def wait_for_restart(actor, old_pid: int) -> int:
+    """The restarted actor's policy version (while Ray restarts it, calls fail as unavailable: call again)."""
+    pid = call_when_back(actor.pid.remote, "worker", "restart", 120, "test")
+    assert pid != old_pid
+    return ray.get(actor.policy_version.remote())
