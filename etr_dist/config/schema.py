@@ -170,6 +170,9 @@ class RewardConfig:
     num_workers: int = 2
     timeout_s: float = 5.0
     max_input_chars: int = 20000
+    batch_timeout_s: float = 300.0  # a whole grade_batch call: past it, its unfinished items score timeout
+    max_worker_start_failures: int = 3  # replacement workers failing to start in a row before the pool stops
+    worker_memory_mb: int = 1024  # MB of address space a worker may add after start-up; 0 = no cap
     # written by the driver into the run's config.yaml (the built-in grader's and its libraries' versions):
     # a grader change changes the rewards; null with a custom fn
     grader_version: Optional[str] = None

@@ -2,10 +2,14 @@
 
 Run it with max_concurrency > 1 so the driver can grade completions as they stream in; GraderPool is
 thread-safe and keeps its per-item kill timeout inside the actor, where signal.alarm could never fire.
+Ray restarts a dead actor (max_restarts) by running __init__ again, which builds a fresh pool; its old worker
+processes die with the old actor (the forkserver exits with its owner, each worker with the forkserver).
 """
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 import ray
@@ -17,6 +21,14 @@ from etr_dist.reward.types import Grade
 
 class GraderActor:
     def __init__(self, reward_cfg: Any, reward_range: tuple[float, float] = (0.0, 1.0)) -> None:
+        if reward_cfg.fn is not None:
+            try:
+                load_reward_fn(reward_cfg.fn)
+            except (ImportError, ValueError) as err:
+                raise type(err)(
+                    f"{err} (on the grader actor's node {socket.gethostname()}: "
+                    "reward.fn must be importable there too, not only on the driver)"
+                ) from err
         self._pool = GraderPool.from_config(reward_cfg, reward_range)
 
     def grade_batch(self, requests: list[tuple[str, str] | tuple[str, str, bool]]) -> list[Grade]:
@@ -24,6 +36,10 @@ class GraderActor:
 
     def metrics(self) -> dict[str, float]:
         return self._pool.metrics()
+
+    def pid(self) -> int:
+        """The actor's process id: what a fault test kills."""
+        return os.getpid()
 
     def close(self) -> None:
         self._pool.close()
@@ -34,14 +50,20 @@ def create_grader_actor(
     reward_range: tuple[float, float] = (0.0, 1.0),
     num_cpus: float | None = None,
     max_concurrency: int = 4,
+    max_restarts: int = 3,
 ) -> ray.actor.ActorHandle:
-    """A GraderActor reserving `num_cpus` (default: one per worker process); a bad reward.fn fails here."""
+    """A GraderActor reserving `num_cpus` (default: one per worker process); a bad reward.fn fails here.
+    A dead actor is restarted up to max_restarts times; calls in flight then fail (max_task_retries=0) and
+    the caller re-sends them, so no batch is graded twice behind its back."""
     if reward_cfg.fn is not None:
         load_reward_fn(reward_cfg.fn)
     return (
         ray.remote(GraderActor)
         .options(
-            num_cpus=reward_cfg.num_workers if num_cpus is None else num_cpus, max_concurrency=max_concurrency
+            num_cpus=reward_cfg.num_workers if num_cpus is None else num_cpus,
+            max_concurrency=max_concurrency,
+            max_restarts=max_restarts,
+            max_task_retries=0,
         )
         .remote(reward_cfg, tuple(reward_range))
     )

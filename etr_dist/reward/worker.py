@@ -2,7 +2,9 @@
 message per item.
 
 The pool owns the clock: it kills this process when an item runs past its deadline, so nothing here needs a
-timeout, and a kill loses nothing but the item in flight.
+timeout, and a kill loses nothing but the item in flight. Memory is capped here, in the process itself: its
+address space may grow `memory_mb` past its start-up size, so an item that allocates more raises MemoryError
+(scored reward_error) instead of exhausting the node.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import logging
 import math
 import multiprocessing.forkserver
 import os
+import resource
 import signal
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from etr_dist.reward.custom import resolve_reward_fn
@@ -121,12 +125,31 @@ def _release_forkserver_lifeline() -> None:
         server._forkserver_alive_fd = None
 
 
-def worker_main(connection: Connection, reward_fn: str | None) -> None:
+def _cap_address_space(extra_mb: int) -> None:
+    """Limit the address space (RLIMIT_AS) to its present size plus extra_mb, so a runaway allocation fails
+    with MemoryError in this process; 0 = no cap. The size is measured after start-up (sympy, the reward
+    module), so the cap is the room one item may use, whatever the imports weigh."""
+    if extra_mb <= 0:
+        return
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[0])
+    except OSError:  # not Linux: RLIMIT_AS is not enforced there anyway
+        logging.getLogger(__name__).warning("no /proc/self/statm: reward.worker_memory_mb is not enforced")
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = pages * resource.getpagesize() + extra_mb * 2**20
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def worker_main(connection: Connection, reward_fn: str | None, memory_mb: int) -> None:
     _release_forkserver_lifeline()
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the pool, not a terminal's Ctrl-C, ends workers
     try:
         grade_fn = resolve_reward_fn(reward_fn)  # warm already: forked from the forkserver that ran warm_up
+        _cap_address_space(memory_mb)
     except BaseException as err:  # noqa: BLE001 - report any start-up failure to the pool, which raises it
         connection.send((FAILED, f"{type(err).__name__}: {err}"[:MAX_ERROR_CHARS]))
         return

@@ -12,8 +12,12 @@ NOT_CALLABLE = 3
 
 
 def scripted(response: str, reference: str) -> Grade:
-    """Act out the response: `sleep:<s>`, `exit`, `raise`, `pid:<file>` (write pid, hang); else compare."""
+    """Act out the response: `sleep:<s>`, `exit`, `raise`, `pid:<file>` (write pid, hang), `alloc:<GiB>`
+    (allocate and keep that much until the item ends); else compare."""
     command, _, argument = response.partition(":")
+    if command == "alloc":
+        block = bytearray(int(float(argument) * 2**30))
+        return Grade(float(len(block) > 0), "custom_equal", response)
     if command == "sleep":
         time.sleep(float(argument))
     elif command == "exit":
