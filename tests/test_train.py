@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from etr_dist.faults import FAULT_FILE_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
@@ -114,23 +116,24 @@ def test_ray_job_submit_runs_two_steps_and_writes_the_run_folder(ray_head, tmp_p
     assert [e.step for e in events.Scalars("actor/pg_loss")] == [1, 2]
 
 
-def run_until_checkpoint(command: list[str], run_dir: Path, step: int, timeout_s: float = 300) -> None:
-    """Start the job, which blocks right after committing checkpoint `step` (a test-only injection point), then
-    SIGKILL its whole process group there."""
+def run_until_fault(command: list[str], spec: str, fault_file: Path, timeout_s: float = 300) -> None:
+    """Start the job, which blocks at the injection point `spec` names (etr_dist.faults), then SIGKILL its whole
+    process group there."""
+    fault_file.write_text(spec)
+    fired = Path(f"{fault_file}.fired")
     process = subprocess.Popen(
         command,
         cwd=REPO,
-        env={**ENV, "ETR_DIST_FAULT": f"after_save:{step}"},
+        env={**ENV, FAULT_FILE_ENV: str(fault_file)},
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    pointer = run_dir / "checkpoints" / "latest"
     deadline = time.time() + timeout_s
     try:
-        while not (pointer.is_file() and pointer.read_text() == f"step_{step}"):
-            assert process.poll() is None, f"the job exited ({process.returncode}) before checkpoint {step}"
-            assert time.time() < deadline, f"no checkpoint {step} within {timeout_s} s"
+        while not fired.is_file():
+            assert process.poll() is None, f"the job exited ({process.returncode}) before {spec}"
+            assert time.time() < deadline, f"{spec} not reached within {timeout_s} s"
             time.sleep(0.2)
     finally:
         with contextlib.suppress(ProcessLookupError):  # the group may have exited on its own meanwhile
@@ -170,8 +173,11 @@ def test_killed_run_resumes_with_the_prompts_an_uninterrupted_run_draws(tmp_path
 
     resumed = tmp_path / "resumed"
     job = train_command(*tiny_job(resumed, cache, *common, "trainer.total_steps=4", "trainer.resume=auto"))
-    run_until_checkpoint(job, resumed, step=1)  # killed mid-epoch
-    run_until_checkpoint(job, resumed, step=3)  # resumed at step 2, killed at the epoch boundary
+    run_until_fault(job, "after_save:1", tmp_path / "kill_1")  # killed mid-epoch
+    # resumed at step 2, killed at the epoch boundary: on-policy while step 3's checkpoint is being written (its
+    # learner files staged, `latest` not moved yet), so the run resumes from step 2; else right after it
+    last = "before_commit:3" if "trainer.dynamic_sampling=false" in mode else "after_save:3"
+    run_until_fault(job, last, tmp_path / "kill_3")
     subprocess.run(job, check=True, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, timeout=600)
 
     if "trainer.dynamic_sampling=false" in mode:  # refills would move the stream further

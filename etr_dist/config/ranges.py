@@ -7,12 +7,14 @@ at once with the key's full name.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from etr_dist.config.checks import ConfigError, check_algorithm, check_choice
+from etr_dist.config.schema import TimeoutsConfig
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,10 @@ class Range:
 
 
 POSITIVE, AT_LEAST_ONE, NON_NEGATIVE = Range(gt=0), Range(ge=1), Range(ge=0)
+TIMEOUT_KEYS = tuple(f.name for f in fields(TimeoutsConfig))
 RANGES: dict[str, Range] = {
-    "data.train_size": AT_LEAST_ONE,
-    "data.eval_size": NON_NEGATIVE,
+    "data.train_size": Range(ge=1, optional=True),
+    "data.eval_size": Range(ge=0, optional=True),
     "data.max_operand": AT_LEAST_ONE,
     "data.num_operands": Range(ge=2),
     "data.max_prompt_tokens": AT_LEAST_ONE,
@@ -63,6 +66,7 @@ RANGES: dict[str, Range] = {
     "learner.num_ranks": AT_LEAST_ONE,
     "learner.zero_stage": Range(ge=0, le=3),
     "learner.lr": POSITIVE,
+    "learner.warmup_steps": NON_NEGATIVE,
     "learner.weight_decay": NON_NEGATIVE,
     "learner.grad_clip": POSITIVE,
     "learner.micro_batch_size": AT_LEAST_ONE,
@@ -80,6 +84,9 @@ RANGES: dict[str, Range] = {
     "reward.worker_memory_mb": NON_NEGATIVE,
     "cluster.num_cpus": Range(ge=1, optional=True),
     "cluster.num_gpus": Range(ge=0, optional=True),
+    "cluster.max_actor_restarts": NON_NEGATIVE,
+    "cluster.max_redispatch": NON_NEGATIVE,
+    **{f"cluster.timeouts.{name}": POSITIVE for name in TIMEOUT_KEYS},
     "logging.samples_per_step": NON_NEGATIVE,
     "logging.log_every": AT_LEAST_ONE,
     "trainer.total_steps": AT_LEAST_ONE,
@@ -148,6 +155,37 @@ def _vllm_context(cfg: Any) -> str | None:
     return None
 
 
+def _eval_set_presets(cfg: Any) -> str | None:
+    """trainer.eval_sets names presets of configs/eval/, each once, none the held-out split's own name."""
+    names = list(cfg.trainer.eval_sets)
+    if not names:
+        return None
+    from etr_dist.config.compose import default_config_dir  # here: compose imports this module
+
+    folder = default_config_dir() / "eval"
+    known = sorted(p.stem for p in folder.glob("*.yaml"))
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        return f"trainer.eval_sets: no preset {unknown} in {folder}; presets: {known}"
+    if len(set(names)) < len(names) or cfg.data.source in names:
+        return (
+            f"trainer.eval_sets={names}: name each preset once, and not {cfg.data.source!r} (the name of the "
+            "config's own held-out split, which is always scored)"
+        )
+    return None
+
+
+def _experiment_name(cfg: Any) -> str | None:
+    """trainer.experiment names a folder under trainer.output_dir: one path part of safe characters."""
+    name = cfg.trainer.experiment
+    if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or set(name) == {"."}:
+        return (
+            f"trainer.experiment={name!r} is not a usable folder name: use only letters, digits, '.', '_' "
+            "and '-' (it becomes <trainer.output_dir>/<experiment>/)"
+        )
+    return None
+
+
 def _resume_target(cfg: Any) -> str | None:
     resume = cfg.trainer.resume
     if resume not in ("never", "auto") and not Path(resume).exists():
@@ -185,6 +223,8 @@ CROSS_RULES: tuple[Callable[[Any], str | None], ...] = (
     _rows_for_every_rank,
     _greedy_eval_with_samples,
     _vllm_context,
+    _experiment_name,
+    _eval_set_presets,
     _resume_target,
     _local_cluster_resources,
 )

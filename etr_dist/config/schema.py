@@ -84,10 +84,15 @@ class DataConfig:
     question_key: str = "question"
     answer_key: str = "answer"
     seed: int = 0
-    train_size: int = 2000
-    eval_size: int = 100
+    # rows per split; null = every row of a jsonl/parquet file (eval: the whole eval_path, else a held-out 100),
+    # the generator's own size for arithmetic/gsm_symbolic (2000 train, 100 eval)
+    train_size: Optional[int] = None
+    eval_size: Optional[int] = None
     max_operand: int = 20
     num_operands: int = 2
+    # arithmetic: each question draws its operand count in [2, num_operands] and its operand bound in
+    # [1, max_operand], so pass rates spread across groups; false: every question has both maxima
+    mixed_difficulty: bool = False
     system_prompt: Optional[str] = None
     prompt_template: str = "{question}"
     use_chat_template: bool = True
@@ -128,6 +133,7 @@ class LearnerConfig:
     backend: str = "auto"  # auto (nccl on GPU, gloo on CPU) | gloo | nccl
     zero_stage: int = 3
     lr: float = 1e-5
+    warmup_steps: int = 0  # linear warmup over this many optimizer updates (0: none; docs/configuration.md)
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     grad_clip: float = 1.0
@@ -141,6 +147,7 @@ class LearnerConfig:
     micro_batches_by_length: bool = True  # rows of similar length share a micro-batch: less padding
     skip_zero_advantage: bool = True  # no forward/backward for A = 0 rows when kl_coef = entropy_coef = 0
     fused_adamw: bool = True  # torch's fused AdamW kernel (one pass over the weights; CPU, CUDA and more)
+    shared_prefix_forward: bool = True  # a group's prompt runs once for its rows of a micro-batch (one packed row)
     use_reference: bool = False
     gradient_checkpointing: bool = False
     num_cpus_per_rank: float = 1.0
@@ -155,6 +162,7 @@ LEARNER_FAST_PATHS = (
     "micro_batches_by_length",
     "skip_zero_advantage",
     "fused_adamw",
+    "shared_prefix_forward",
 )
 
 
@@ -179,10 +187,33 @@ class RewardConfig:
 
 
 @dataclass
+class TimeoutsConfig:
+    """Deadlines in seconds on every remote call: a call past its deadline is a fault, never a silent hang.
+
+    The defaults sit far above what a step needs on a 2-core CPU; lower them on a cluster to notice a hung
+    node sooner.
+    """
+
+    generate_s: float = 900.0  # one generate request; past it the worker is restarted and the request re-sent
+    grade_s: float = 900.0  # one grade_batch call on the grader actor (its pool has its own batch deadline)
+    train_s: float = 3600.0  # one learner train step, all ranks
+    sync_s: float = 900.0  # one weight sync: gather on the ranks and delivery to every worker
+    checkpoint_s: float = 3600.0  # save or load a checkpoint, or export a model, all ranks
+    rendezvous_s: float = 300.0  # torch.distributed start-up of the learner ranks and of the weight group
+    actor_start_s: float = 1800.0  # an actor's construction (loading a model) and a restarted worker's reload
+    rollout_s: float = 7200.0  # the training loop waiting for one step's rollouts
+
+
+@dataclass
 class ClusterConfig:
     address: Optional[str] = None  # None: join the cluster this job runs in, else start a local one
     num_cpus: Optional[int] = 8  # logical CPUs for a local cluster
     num_gpus: Optional[int] = None
+    # a rollout or grader actor that dies is restarted up to this many times (learner ranks never are: a
+    # DeepSpeed group cannot take a new member, so a lost rank ends the run and resume continues it)
+    max_actor_restarts: int = 3
+    max_redispatch: int = 3  # times one generate or grade request is re-sent after a fault before the run fails
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
 
 
 @dataclass
@@ -210,6 +241,8 @@ class TrainerConfig:
     eval_at_start: bool = False
     eval_samples: int = 1  # k of pass@k
     eval_temperature: float = 0.0  # 0 = greedy; must be > 0 when eval_samples > 1
+    # presets of configs/eval/ scored beside the held-out split, each with its own eval/<set>/* curves
+    eval_sets: list[str] = field(default_factory=list)
     resume: str = "never"  # never | auto | <checkpoint path>
     seed: int = 0
 

@@ -10,18 +10,20 @@ import ray
 from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
-from etr_dist.config import to_dataclass
+from etr_dist.config import default_config_dir, to_dataclass
 from etr_dist.config.schema import ClusterConfig
 from etr_dist.data.loading import encode_prompts, load_prompts
 from etr_dist.data.prompts import DataStats
 from etr_dist.data.records import Prompt
 from etr_dist.data.stream import PromptStream
+from etr_dist.evaluation.sets import load_eval_set, preset_spec
 from etr_dist.learner.group import LearnerGroup
 from etr_dist.learner.policy_learner import LearnerSetup
 from etr_dist.models import resolve_model_path
 from etr_dist.reward.ray_grader import create_grader_actor
 from etr_dist.rollout.engine import SamplingSpec
 from etr_dist.rollout.ray_worker import create_rollout_actors
+from etr_dist.sync.manager import WeightSyncManager
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +44,11 @@ class Cluster:
     learner: LearnerGroup
     rollout_workers: list
     grader: object
+    weights: WeightSyncManager  # the driver side of weight sync (and of replaying it to a restarted worker)
     train_stream: PromptStream
-    eval_prompts: list[Prompt]
+    eval_sets: dict[
+        str, list[Prompt]
+    ]  # the config's held-out split (named data.source), then trainer.eval_sets
     sampling: SamplingSpec
     pad_token_id: int
     data_stats: DataStats
@@ -66,16 +71,25 @@ def build_cluster(cfg: DictConfig) -> Cluster:
             f"data.source={cfg.data.source} gave no usable training prompts (skipped: {stats.skipped_rows})"
         )
     logger.info("data: %d train prompts, %d held-out prompts", len(train), len(held_out))
+    eval_sets = {cfg.data.source: held_out}
+    for name in cfg.trainer.eval_sets:
+        spec = preset_spec(name, default_config_dir(), to_dataclass(cfg).data)
+        eval_sets[name] = load_eval_set(spec, tokenizer).prompts
+        logger.info("eval set %s: %d prompts", name, len(eval_sets[name]))
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    grader = create_grader_actor(cfg.reward, tuple(cfg.algorithm.reward_range))
-    workers = create_rollout_actors(model_path, cfg.rollout, cfg.model.dtype, tuple(cfg.plugins))
-    learner = LearnerGroup(LearnerSetup.from_config(to_dataclass(cfg), model_path), cfg.sync)
+    restarts, timeouts = cfg.cluster.max_actor_restarts, to_dataclass(cfg).cluster.timeouts
+    grader = create_grader_actor(cfg.reward, tuple(cfg.algorithm.reward_range), max_restarts=restarts)
+    plugins = tuple(cfg.plugins)
+    workers = create_rollout_actors(model_path, cfg.rollout, cfg.model.dtype, plugins, max_restarts=restarts)
+    learner = LearnerGroup(LearnerSetup.from_config(to_dataclass(cfg), model_path), timeouts)
+    weights = WeightSyncManager(cfg.sync.transport, learner.actors, workers, cfg.sync.bucket_mb, timeouts)
     return Cluster(
         learner=learner,
         rollout_workers=workers,
         grader=grader,
+        weights=weights,
         train_stream=PromptStream(train, seed=cfg.trainer.seed),
-        eval_prompts=held_out,
+        eval_sets=eval_sets,
         sampling=SamplingSpec.from_config(cfg.rollout),
         pad_token_id=pad_token_id,
         data_stats=stats,

@@ -7,18 +7,20 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import ray
 from omegaconf import DictConfig, OmegaConf
 
 from etr_dist.config import to_dataclass
 from etr_dist.driver.checkpoint import CheckpointManager, find_checkpoint
 from etr_dist.driver.cluster import Cluster
 from etr_dist.driver.collector import RolloutCollector, RolloutProducer, StepRollout
-from etr_dist.driver.evaluate import evaluate
-from etr_dist.driver.faults import injection_point
+from etr_dist.driver.evaluate import evaluate_sets
 from etr_dist.driver.groups import accuracy, rollout_metrics
 from etr_dist.driver.metrics import MetricsLogger, SkippedUpdateGuard
+from etr_dist.faults import injection_point
 from etr_dist.learner.batch import build_train_batch
+from etr_dist.remote_calls import call_when_back
+
+GRADE_KEY = "cluster.timeouts.grade_s"
 
 
 class Trainer:
@@ -35,12 +37,16 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.cluster = cluster
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.trainer.keep_last)
+        typed = to_dataclass(cfg)
+        self.timeouts = typed.cluster.timeouts
         self.collector = RolloutCollector(
             cluster.rollout_workers,
             cluster.grader,
+            cluster.weights,
             cluster.train_stream,
             cluster.sampling,
-            cfg.trainer,
+            typed.trainer,
+            typed.cluster,
             cfg.rollout.prompts_per_request,
         )
         self.logger: MetricsLogger | None = None  # opened by fit(), once the resume step is known
@@ -58,7 +64,7 @@ class Trainer:
         self._sync(start_step)
         final_eval: dict[str, float] = {}
         if trainer.eval_at_start and start_step == 0:
-            self.initial_eval = self._evaluate()
+            self.initial_eval = self._evaluate(0)
             self.logger.log(0, self.initial_eval)
         self._producer = RolloutProducer(
             self.collector, start_step, trainer.total_steps, trainer.max_staleness
@@ -67,7 +73,7 @@ class Trainer:
         last_step_end: float | None = None
         try:
             for step in range(start_step, trainer.total_steps):
-                rollout = self._producer.get()
+                rollout = self._producer.get(self.collector.timeouts.rollout_s)
                 step_start = last_step_end or rollout.started_at
                 metrics = self._train_one(step, rollout)
                 self._skip_guard.observe(step + 1, metrics)
@@ -79,7 +85,7 @@ class Trainer:
                 if _due(done, trainer.save_every, trainer.total_steps):
                     self._save(done)  # before eval: an eval error must not lose the step's checkpoint
                 if _due(done, trainer.eval_every, trainer.total_steps):
-                    final_eval = self._evaluate()
+                    final_eval = self._evaluate(done)
                     self.logger.log(done, final_eval)  # the step's eval row
                     metrics.update(final_eval)
                 self.logger.advance(done, metrics)
@@ -112,7 +118,10 @@ class Trainer:
         metrics.update(rollout.stats)
         metrics.update(rollout_metrics(fresh, self.cfg.rollout.max_new_tokens, step))
         metrics.update(sync)
-        metrics.update(ray.get(self.cluster.grader.metrics.remote()))
+        grader_metrics = call_when_back(  # a grader restarted by the collector may still be coming back
+            self.cluster.grader.metrics.remote, "the grader", "metrics", self.timeouts.grade_s, GRADE_KEY
+        )
+        metrics.update(grader_metrics)
         metrics["reward/accuracy"] = accuracy(rollout.groups + rollout.filtered)
         metrics["sampling/stale_dropped"] = float(len(rollout.groups) - len(fresh))
         metrics["data/skipped_rows"] = float(self.cluster.data_stats.skipped_rows)
@@ -121,18 +130,18 @@ class Trainer:
         return metrics
 
     def _sync(self, version: int) -> dict[str, float]:
-        return self.cluster.learner.sync_weights(self.cluster.rollout_workers, version)
+        return self.cluster.weights.sync(version).as_metrics()
 
-    def _evaluate(self) -> dict[str, float]:
+    def _evaluate(self, step: int) -> dict[str, float]:
         trainer = self.cfg.trainer
-        return evaluate(
+        return evaluate_sets(
             self.cluster.rollout_workers,
             self.cluster.grader,
-            self.cluster.eval_prompts,
+            self.cluster.eval_sets,
             self.cluster.sampling,
             samples=trainer.eval_samples,
             temperature=trainer.eval_temperature,
-            name=self.cfg.data.source,
+            out_dir=self.run_dir / "eval" / f"step_{step}",  # per-item rows, for paired statistics
         )
 
     def _save(self, step: int) -> None:
@@ -145,6 +154,7 @@ class Trainer:
                 self.cfg, resolve=True
             ),  # a resume checks it (RESUME_FIXED_KEYS)
         }
+        injection_point("before_commit", step)  # the learner's files are staged, `latest` not moved yet
         self.checkpoints.commit(step, state)
         injection_point("after_save", step)
 

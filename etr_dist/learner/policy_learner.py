@@ -7,14 +7,17 @@ collective, so all ranks call it together.
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import deepspeed
 import torch
+import torch.distributed as dist
+from torch.optim.lr_scheduler import LambdaLR
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.integrations import HfDeepSpeedConfig
 
@@ -43,12 +46,18 @@ def resolve_backend(name: str) -> str:
     return name
 
 
-def init_distributed(backend: str) -> None:
-    """DeepSpeed's process group from the env variables; on gloo skip the ~45 s JIT build of its shm op."""
+def init_distributed(
+    backend: str, rank: int, world_size: int, store: dist.Store | None = None, timeout_s: float = 1800.0
+) -> None:
+    """The ranks' process group: on `store` (a rendezvous whose host holds its port), else from the env
+    variables; every collective fails after timeout_s. On gloo skip the ~45 s JIT build of DeepSpeed's shm op."""
     if backend == "gloo":
         importlib.import_module("deepspeed.comm.torch")
         sys.modules["deepspeed.comm.torch"].build_shm_op = lambda: None  # the module's name shadows torch
-    deepspeed.init_distributed(dist_backend=backend)
+    timeout = datetime.timedelta(seconds=timeout_s)
+    if store is not None and not dist.is_initialized():
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
+    deepspeed.init_distributed(dist_backend=backend, timeout=timeout)  # adopts an initialised group
 
 
 @dataclass(frozen=True)
@@ -113,14 +122,29 @@ def deepspeed_config(learner_cfg: LearnerConfig, model_dtype: str, world_size: i
     }
 
 
+def linear_warmup(warmup_steps: int) -> Callable[[torch.optim.Optimizer], LambdaLR] | None:
+    """learner.warmup_steps: optimizer update u (from 1) uses lr * min(1, u / warmup_steps); 0: no scheduler.
+    DeepSpeed steps it after each applied update and keeps its position in the checkpoint."""
+    if warmup_steps == 0:
+        return None
+    return lambda optimizer: LambdaLR(optimizer, lambda done: min(1.0, (done + 1) / warmup_steps))
+
+
 class PolicyLearner:
-    def __init__(self, setup: LearnerSetup, rank: int, world_size: int) -> None:
+    def __init__(
+        self,
+        setup: LearnerSetup,
+        rank: int,
+        world_size: int,
+        store: dist.Store | None = None,
+        timeout_s: float = 1800.0,
+    ) -> None:
         self.setup, self.rank, self.world_size = setup, rank, world_size
         self.learner_cfg, self.model_path = setup.learner, setup.model_path
         import_plugins(setup.plugins)
         if setup.algorithm.kl_coef > 0 and not setup.learner.use_reference:
             raise ValueError("algorithm.kl_coef > 0 needs a reference model: set learner.use_reference=true")
-        init_distributed(resolve_backend(setup.learner.backend))
+        init_distributed(resolve_backend(setup.learner.backend), rank, world_size, store, timeout_s)
         torch.manual_seed(setup.learner.seed)
         self.objective = Objective(setup.algorithm)
         self._ds_config = deepspeed_config(setup.learner, setup.model.dtype, world_size)
@@ -150,7 +174,12 @@ class PolicyLearner:
             weight_decay=learner.weight_decay,
             fused=learner.fused_adamw,
         )
-        engine, *_ = deepspeed.initialize(model=model, optimizer=optimizer, config=self._ds_config)
+        engine, *_ = deepspeed.initialize(
+            model=model,
+            optimizer=optimizer,
+            lr_scheduler=linear_warmup(learner.warmup_steps),
+            config=self._ds_config,
+        )
         engine.train()
         return engine
 
@@ -166,7 +195,8 @@ class PolicyLearner:
         return self.engine.device
 
     def _response_logits(self, engine: Any, micro: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        return response_logits(engine, micro, self.learner_cfg.response_logits_only)
+        learner = self.learner_cfg
+        return response_logits(engine, micro, learner.response_logits_only, learner.shared_prefix_forward)
 
     def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
         logits, labels = self._response_logits(engine, micro)
@@ -206,7 +236,13 @@ class PolicyLearner:
         minis = split_mini_batches(shard.to(self.device))
         plan = [
             (
-                micro_batches(mini, learner.micro_batch_size, info.max_rows, learner.micro_batches_by_length),
+                micro_batches(
+                    mini,
+                    learner.micro_batch_size,
+                    info.max_rows,
+                    learner.micro_batches_by_length,
+                    learner.shared_prefix_forward,
+                ),
                 info.loss_norm,
             )
             for mini, info in minis
@@ -225,11 +261,11 @@ class PolicyLearner:
                 for micro, inputs in zip(micros, fixed_inputs, strict=True):
                     step_metrics = self._micro_step(micro, inputs, loss_norm)
                     metrics.add_micro_batch(step_metrics, micro.loss_weight, micro.batch.num_response_tokens)
-                skipped_before = self.engine.skipped_steps
+                skipped_before, lr = self.engine.skipped_steps, self.engine.get_lr()[0]  # this update's lr
                 self.engine.step()  # DeepSpeed skips the update when the gradient norm is not finite
                 skipped = self.engine.skipped_steps > skipped_before
                 grad_norm = float(self.engine.get_global_grad_norm())
-                metrics.add_optimizer_step(grad_norm, self.engine.get_lr()[0], skipped)
+                metrics.add_optimizer_step(grad_norm, lr, skipped)
         return metrics.result()
 
     def export_weights(self, bucket_mb: float, device: torch.device | str = "cpu") -> Iterator[list]:
