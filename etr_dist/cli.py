@@ -1,5 +1,5 @@
-"""`etr-dist train [overrides...]`, `etr-dist eval <model> [options] [overrides...]` and
-`etr-dist export <run folder or checkpoint> <out folder>`."""
+"""`etr-dist train [overrides...]`, `etr-dist eval <model> [options] [overrides...]`,
+`etr-dist study <study config> [overrides...]` and `etr-dist export <run folder or checkpoint> <out folder>`."""
 
 from __future__ import annotations
 
@@ -17,11 +17,18 @@ def main(argv: list[str] | None = None) -> int:
         from etr_dist.evaluation.command import main as evaluate
 
         return evaluate(args[1:])
+    if args[:1] == ["study"]:
+        from etr_dist.study.runner import main as study
+
+        return study(args[1:])
     parser = argparse.ArgumentParser(prog="etr-dist", description="RLVR training with Elastic Trust Regions")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("train", help="train: etr-dist train [Hydra overrides...]")
     commands.add_parser(
         "eval", help="score a model: etr-dist eval <model> [--sets math500,gsm8k] [overrides...]"
+    )
+    commands.add_parser(
+        "study", help="compare arms over seeds: etr-dist study configs/study/<name>.yaml [overrides...]"
     )
     export = commands.add_parser("export", help="write a checkpoint as a plain Hugging Face model folder")
     export.add_argument(

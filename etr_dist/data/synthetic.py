@@ -20,6 +20,14 @@ def arithmetic_problem(rng: np.random.Generator, num_operands: int, max_operand:
     return question, str(result)
 
 
+def arithmetic_draw(rng: np.random.Generator, cfg: DataConfig) -> tuple[str, str]:
+    """One question at the config's size, or (mixed_difficulty) at a size drawn for it: a spread of pass rates."""
+    if not cfg.mixed_difficulty:
+        return arithmetic_problem(rng, cfg.num_operands, cfg.max_operand)
+    num_operands = int(rng.integers(2, cfg.num_operands + 1))
+    return arithmetic_problem(rng, num_operands, int(rng.integers(1, cfg.max_operand + 1)))
+
+
 @DATA_SOURCES.register("arithmetic")
 def load_arithmetic(cfg: DataConfig, stats: DataStats) -> Splits:
     """Eval: eval_size distinct questions; train: train_size draws (repeats allowed) from the rest."""
@@ -28,7 +36,8 @@ def load_arithmetic(cfg: DataConfig, stats: DataStats) -> Splits:
             f"data.num_operands must be >= 2 and data.max_operand >= 0, "
             f"got num_operands={cfg.num_operands}, max_operand={cfg.max_operand}"
         )
-    num_questions = (cfg.max_operand + 1) ** cfg.num_operands * 2 ** (cfg.num_operands - 1)
+    counts = range(2 if cfg.mixed_difficulty else cfg.num_operands, cfg.num_operands + 1)
+    num_questions = sum((cfg.max_operand + 1) ** k * 2 ** (k - 1) for k in counts)
     if cfg.eval_size >= num_questions:
         raise ValueError(
             f"data.eval_size={cfg.eval_size} leaves no arithmetic question for training: "
@@ -37,12 +46,12 @@ def load_arithmetic(cfg: DataConfig, stats: DataStats) -> Splits:
     eval_rng = np.random.default_rng((cfg.seed, 1))
     eval_problems: dict[str, str] = {}
     while len(eval_problems) < cfg.eval_size:
-        question, answer = arithmetic_problem(eval_rng, cfg.num_operands, cfg.max_operand)
+        question, answer = arithmetic_draw(eval_rng, cfg)
         eval_problems[question] = answer
     train_rng = np.random.default_rng((cfg.seed, 0))
     train_problems: list[tuple[str, str]] = []
     while len(train_problems) < cfg.train_size:
-        question, answer = arithmetic_problem(train_rng, cfg.num_operands, cfg.max_operand)
+        question, answer = arithmetic_draw(train_rng, cfg)
         if question not in eval_problems:
             train_problems.append((question, answer))
     train = [make_prompt(cfg, "train", i, q, a) for i, (q, a) in enumerate(train_problems)]

@@ -67,6 +67,21 @@ def test_arithmetic_small_question_space():
         load_prompts(arithmetic(num_operands=1))
 
 
+def test_arithmetic_mixed_difficulty_spans_operand_counts_and_sizes():
+    cfg = arithmetic(max_operand=30, num_operands=3, mixed_difficulty=True, train_size=600, eval_size=60)
+    train, evals = load_prompts(cfg)
+    questions = [question_of(p.text) for p in train + evals]
+    counts = [len(q.split()) // 2 + 1 for q in questions]
+    largest = [max(int(n) for n in q.split()[::2]) for q in questions]
+    assert set(counts) == {2, 3} and 0.35 < counts.count(2) / len(counts) < 0.65
+    assert max(largest) <= 30 and sum(m <= 10 for m in largest) > 0.25 * len(largest)
+    assert all(p.answer == str(left_to_right(question_of(p.text))) for p in train + evals)
+    assert load_prompts(cfg) == (train, evals) and not {p.text for p in evals} & {p.text for p in train}
+    # the question space of a mix: 0..1 with 2 operands (8) or 3 operands (32)
+    with pytest.raises(ValueError, match="only 40 exist"):
+        load_prompts(arithmetic(max_operand=1, num_operands=3, mixed_difficulty=True, eval_size=40))
+
+
 def test_system_prompt_goes_first_in_messages():
     train, _ = load_prompts(arithmetic(train_size=1, eval_size=1, system_prompt="Be brief."))
     assert train[0].messages == [

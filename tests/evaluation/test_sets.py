@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from etr_dist.config import compose_config, default_config_dir, to_dataclass
+from etr_dist.config import ConfigError, compose_config, default_config_dir, to_dataclass
 from etr_dist.evaluation.command import with_train_path
 from etr_dist.evaluation.model import resolve_model
 from etr_dist.evaluation.sets import file_spec, preset_spec, read_prompts
@@ -77,7 +77,7 @@ def test_bad_set_options_are_refused(option, data_cfg):
 
 
 def test_unknown_preset_lists_the_presets(data_cfg):
-    with pytest.raises(FileNotFoundError, match=r"presets: \['gsm8k', 'math500'\]"):
+    with pytest.raises(FileNotFoundError, match=r"presets: \['arith_4op', 'gsm8k', 'math500'\]"):
         preset_spec("mmlu", CONFIG_DIR, data_cfg)
 
 
@@ -125,3 +125,23 @@ def test_a_run_folder_is_exported_first(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "etr_dist.driver.export", fake)
     assert resolve_model(run / "checkpoints" / "step_3", tmp_path / "export") == tmp_path / "export"
     assert calls == [(run / "checkpoints" / "step_3", tmp_path / "export")]
+
+
+def test_a_synthetic_preset_is_a_held_out_task_variant():
+    base = to_dataclass(compose_config(["data.mixed_difficulty=true", "data.num_operands=3"])).data
+    spec = preset_spec("arith_4op", CONFIG_DIR, base)
+    prompts, _ = read_prompts(spec)
+    assert len(prompts) == 24 and len({p.text for p in prompts}) == 24
+    assert all(p.text.count(" + ") + p.text.count(" - ") == 3 for p in prompts)  # four operands, never mixed
+    assert prompts[0].id == "arithmetic-eval-0" and spec.data.seed == 104
+
+
+def test_training_eval_sets_are_checked_at_load():
+    cfg = compose_config(["trainer.eval_sets=[arith_4op,math500]"])
+    assert cfg.trainer.eval_sets == ["arith_4op", "math500"]
+    with pytest.raises(
+        ConfigError, match=r"no preset \['arith4'\] in .*; presets: \[.*'arith_4op', .*'math500'"
+    ):
+        compose_config(["trainer.eval_sets=[arith4]"])
+    with pytest.raises(ConfigError, match="name each preset once, and not 'arithmetic'"):
+        compose_config(["trainer.eval_sets=[arith_4op,arith_4op]"])
