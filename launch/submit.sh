@@ -14,6 +14,9 @@ uploading this repository (minus the excludes in the runtime env) as the job's w
   --no-wait           return once the job is submitted instead of following its logs
   -h, --help          show this message
 
+Ray token authentication: with a token at hand (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token, the
+cluster's) and RAY_AUTH_MODE unset, the token is sent (RAY_AUTH_MODE=token); an explicit RAY_AUTH_MODE is kept.
+
 examples:
   launch/submit.sh -- algorithm=grpo trainer.total_steps=20
   launch/submit.sh --address http://head:8265 --no-wait -- rollout=vllm sync=nccl \
@@ -21,7 +24,7 @@ examples:
 EOF
 }
 
-repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+repo_root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"  # also through a symlink
 address="${RAY_ADDRESS:-http://127.0.0.1:8265}"
 runtime_env="$repo_root/launch/runtime_env.yaml"
 submit_flags=()
@@ -77,6 +80,12 @@ done
 if [[ "$skip_output_note" == false ]]; then
     echo "submit.sh: note: no trainer.output_dir=...; outputs go to runs/ inside the job's copy of the" \
         "working dir on the head node (see docs/cluster.md)" >&2
+fi
+
+# Ray's CLI sends the cluster's token only in token mode: use it whenever a token is at hand (RAY_AUTH_TOKEN,
+# RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token), as `ray start` does; an explicit RAY_AUTH_MODE is kept.
+if [[ -z "${RAY_AUTH_MODE:-}" ]] && [[ -n "${RAY_AUTH_TOKEN:-}" || -f "${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}" ]]; then
+    export RAY_AUTH_MODE=token
 fi
 
 cd "$repo_root"

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Row = tuple[int, str, str]  # (row index in its file, question, answer)
+FILE_SOURCES = ("jsonl", "parquet")  # null data.train_size / eval_size: every usable row of their files
+HELD_OUT_ROWS = 100  # eval rows held out of train_path when there is no eval_path and data.eval_size is null
 
 
 def first_invalid_json_line(path: Path) -> str:
@@ -79,25 +81,44 @@ def valid_rows(path: str, kind: str, cfg: DataConfig, stats: DataStats) -> list[
     return rows
 
 
-def capped(rows: list[Row], size: int, what: str) -> list[Row]:
-    if len(rows) > size:
-        logger.info("using the first %d of %d %s rows (%s)", size, len(rows), what, f"data.{what}_size")
+def capped(rows: list[Row], size: int | None, what: str) -> list[Row]:
+    """The first `size` rows when the user capped the split (data.<what>_size), else all of them."""
+    if size is None or len(rows) <= size:
+        return rows
+    logger.warning(
+        "data: using the first %d of %d usable %s rows (data.%s_size=%d; null uses them all)",
+        size,
+        len(rows),
+        what,
+        what,
+        size,
+    )
     return rows[:size]
 
 
 def load_files(cfg: DataConfig, stats: DataStats, kind: str) -> Splits:
-    """Train from train_path; eval from eval_path, else the last eval_size rows of train_path held out."""
+    """Train from train_path; eval from eval_path, else the last eval_size (default HELD_OUT_ROWS) rows of
+    train_path held out. Every usable row is used unless data.train_size / eval_size cap it."""
     if cfg.train_path is None:
         raise ValueError(f"data.source={cfg.source} needs data.train_path")
     train_rows = valid_rows(cfg.train_path, kind, cfg, stats)
     if cfg.eval_path is not None:
         eval_rows = valid_rows(cfg.eval_path, kind, cfg, stats)
-    elif len(train_rows) > cfg.eval_size:
-        train_rows, eval_rows = train_rows[: -cfg.eval_size], train_rows[-cfg.eval_size :]
     else:
-        raise ValueError(
-            f"{cfg.train_path} has {len(train_rows)} usable rows, too few to hold out data.eval_size="
-            f"{cfg.eval_size} for eval and train on the rest; set data.eval_path or lower data.eval_size"
+        held_out = HELD_OUT_ROWS if cfg.eval_size is None else cfg.eval_size
+        if len(train_rows) <= held_out:
+            raise ValueError(
+                f"{cfg.train_path} has {len(train_rows)} usable rows, too few to hold out {held_out} for eval "
+                f"(data.eval_size, null = {HELD_OUT_ROWS}) and train on the rest; set data.eval_path or lower "
+                "data.eval_size"
+            )
+        split = len(train_rows) - held_out
+        train_rows, eval_rows = train_rows[:split], train_rows[split:]
+        logger.warning(
+            "data: no data.eval_path: the last %d of %d usable rows of %s are held out for eval",
+            held_out,
+            len(train_rows) + held_out,
+            cfg.train_path,
         )
     eval_questions = {question for _, question, _ in eval_rows}
     disjoint_rows = []

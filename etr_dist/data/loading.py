@@ -6,6 +6,8 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
+from omegaconf import OmegaConf
+
 from etr_dist.config.schema import DataConfig
 from etr_dist.data import files, synthetic  # noqa: F401  (importing them registers their sources)
 from etr_dist.data.prompts import DATA_SOURCES, DataStats
@@ -15,6 +17,10 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+# A generated source's split sizes when data.train_size / data.eval_size are null (a file source then takes
+# every row of its files instead, etr_dist.data.files).
+GENERATED_SPLIT_SIZES = {"train_size": 2000, "eval_size": 100}
 
 
 def check_prompt_template(template: str) -> None:
@@ -32,10 +38,19 @@ def load_prompts(cfg: DataConfig, stats: DataStats | None = None) -> tuple[list[
     """Disjoint (train, eval) prompts of data.source; rows it skips are counted in stats."""
     check_prompt_template(cfg.prompt_template)
     stats = stats if stats is not None else DataStats()
-    train, evals = DATA_SOURCES.get(cfg.source)(cfg, stats)
+    train, evals = DATA_SOURCES.get(cfg.source)(with_split_sizes(cfg), stats)
     if stats.skipped_rows:
         logger.warning("data: skipped %d rows: %s", stats.skipped_rows, dict(stats.skipped_by_reason))
     return _graded_as_configured(train, cfg), _graded_as_configured(evals, cfg)
+
+
+def with_split_sizes(cfg: DataConfig) -> DataConfig:
+    """cfg, with a generated source's null split sizes set to GENERATED_SPLIT_SIZES (files keep null: all rows)."""
+    missing = {key: size for key, size in GENERATED_SPLIT_SIZES.items() if getattr(cfg, key) is None}
+    if cfg.source in files.FILE_SOURCES or not missing:
+        return cfg
+    typed = cfg if dataclasses.is_dataclass(cfg) else OmegaConf.to_object(cfg)
+    return dataclasses.replace(typed, **missing)
 
 
 def _graded_as_configured(prompts: list[Prompt], cfg: DataConfig) -> list[Prompt]:

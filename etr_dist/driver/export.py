@@ -13,7 +13,11 @@ from etr_dist.models import resolve_model_path
 
 
 def export_hf(path: str | Path, out_dir: str | Path) -> Path:
-    run_dir, checkpoint = find_checkpoint(Path(path))
+    """The checkpoint at `path` (a run folder's latest, or a step_<N> folder) as an HF model folder at out_dir."""
+    try:
+        run_dir, checkpoint = find_checkpoint(Path(path))
+    except FileNotFoundError as err:
+        raise FileNotFoundError(why_no_checkpoint(Path(path)) or str(err)) from None
     cfg = OmegaConf.load(run_dir / "config.yaml")
     base = resolve_model_path(cfg.model)
     state = get_fp32_state_dict_from_zero_checkpoint(str(checkpoint / "learner"))
@@ -28,3 +32,21 @@ def export_hf(path: str | Path, out_dir: str | Path) -> Path:
     model.save_pretrained(out)
     AutoTokenizer.from_pretrained(base).save_pretrained(out)
     return out
+
+
+def why_no_checkpoint(run_dir: Path) -> str | None:
+    """For a run folder without a checkpoint, what its own config.yaml says about why (None: not a run folder)."""
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        return None
+    every = OmegaConf.load(config).trainer.save_every
+    if every == 0:
+        return (
+            f"{run_dir} has no checkpoint to export: it was trained with trainer.save_every=0, which saves none "
+            "(the laptop demo's setting). Train with trainer.save_every=N (a checkpoint every N steps and at the "
+            "end), e.g. `make demo DEMO_ARGS=trainer.save_every=5`, then export that run"
+        )
+    return (
+        f"{run_dir} has no checkpoint yet: it saves one every trainer.save_every={every} steps and at its end; "
+        "export it once it has saved one"
+    )

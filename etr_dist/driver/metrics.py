@@ -1,4 +1,5 @@
-"""One sink for every step's metrics: TensorBoard scalars and histograms, metrics.jsonl and a console bar."""
+"""One sink for every step's metrics: TensorBoard scalars and histograms, metrics.jsonl, and on the console a
+progress bar in a terminal or one plain line per step elsewhere (a Ray job log, a file, a pipe)."""
 
 from __future__ import annotations
 
@@ -36,8 +37,11 @@ class MetricsLogger:
 
             purge = start_step + 1 if start_step > 0 else None
             self._writer = SummaryWriter(log_dir=str(self.tensorboard_dir), purge_step=purge)
+        self.total_steps = total_steps
+        # a bar redraws in place, which a job log cannot show: anywhere but a terminal, one line per step
+        self._plain_lines = not sys.stdout.isatty()
         self._progress = None
-        if progress_bar:
+        if progress_bar and not self._plain_lines:
             self._progress = Progress(
                 TextColumn("step {task.completed}/{task.total}"),
                 BarColumn(),
@@ -72,6 +76,8 @@ class MetricsLogger:
             self._writer.flush()
 
     def advance(self, step: int, metrics: dict[str, Any]) -> None:
+        if self._plain_lines:
+            print(step_line(step, self.total_steps, metrics), flush=True)
         if self._progress is None:
             return
         parts = [
@@ -87,6 +93,29 @@ class MetricsLogger:
         if self._writer is not None:
             self._writer.close()
         self._jsonl.close()
+
+
+STEP_LINE_FIELDS = (  # (label, metric, format) of the plain per-step line
+    ("reward", "critic/score/mean", "{:.3f}"),
+    ("pass rate", "reward/accuracy", "{:.3f}"),
+    ("entropy", "actor/entropy", "{:.3f}"),
+    ("response len", "response_length/mean", "{:.0f}"),
+    ("gen", "timing_s/gen", "{:.1f}s"),
+    ("learn", "timing_s/learn", "{:.1f}s"),
+    ("sync", "timing_s/sync", "{:.1f}s"),
+    ("step", "timing_s/step", "{:.1f}s"),
+)
+
+
+def step_line(step: int, total_steps: int, metrics: dict[str, Any]) -> str:
+    """One step's line for a log: its reward, pass rate, entropy, length, timings and any eval scores."""
+    parts = [f"step {step}/{total_steps}"]
+    for label, name, form in STEP_LINE_FIELDS:
+        if metrics.get(name) is not None:
+            parts.append(f"{label} {form.format(metrics[name])}")
+    evals = sorted(name for name in metrics if name.startswith("eval/"))
+    parts.extend(f"{name} {metrics[name]:.3f}" for name in evals)
+    return " | ".join(parts)
 
 
 def _drop_rows_after(path: Path, step: int) -> None:

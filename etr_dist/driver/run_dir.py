@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -12,36 +13,82 @@ from etr_dist.driver.checkpoint import LATEST, CheckpointManager, find_checkpoin
 from etr_dist.reward.grader import grader_version
 
 
-def find_resumable_run(trainer: TrainerConfig) -> Path | None:
-    """`resume=auto`: the given run_dir, else the newest run of this experiment that has a checkpoint."""
+def resume_mismatch(saved: dict[str, Any] | None, current: dict[str, Any]) -> str | None:
+    """Why a checkpoint's config is not this run's: a key a resume may not change, or another algorithm."""
+    problem = incompatible_resume(saved, current)
+    if problem or not isinstance(saved, dict) or saved.get("algorithm") == current.get("algorithm"):
+        return problem
+    before, now = _leaves(saved.get("algorithm") or {}), _leaves(current["algorithm"])
+    key = next(k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k))
+    return (
+        f"config key 'algorithm.{key}' was {before.get(key)!r} in its checkpoint and is {now.get(key)!r} now"
+    )
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def find_matching_run(experiment: Path, current: dict[str, Any]) -> tuple[Path, Path] | None:
+    """`resume=auto` without run_dir: the newest run of the experiment whose checkpoint's config is this one's
+    (same algorithm, no fixed key changed); says which it picked and why each newer run was skipped."""
+    runs = sorted((p for p in experiment.glob("*") if (p / "checkpoints" / LATEST).is_file()), reverse=True)
+    skipped: list[str] = []
+    for run in runs:
+        checkpoint = CheckpointManager(run / "checkpoints").latest()
+        problem = resume_mismatch(CheckpointManager.driver_state(checkpoint).get("config"), current)
+        if problem is None:
+            for line in skipped:
+                print(line, flush=True)
+            print(
+                f"etr_dist: trainer.resume=auto: picked {run}, the newest run of {experiment.name} whose "
+                "checkpoint's config matches this one",
+                flush=True,
+            )
+            return run, checkpoint
+        skipped.append(f"etr_dist: trainer.resume=auto: skipped {run}: {problem}")
+    for line in skipped:
+        print(line, flush=True)
+    return None
+
+
+def auto_resume_target(trainer: TrainerConfig, current: dict[str, Any]) -> tuple[Path, Path] | None:
+    """`resume=auto`: (run, checkpoint) of trainer.run_dir, else of the newest matching run; None: a new run."""
     if trainer.run_dir:
-        return Path(trainer.run_dir) if (Path(trainer.run_dir) / "checkpoints" / LATEST).is_file() else None
-    experiment = Path(trainer.output_dir) / trainer.experiment
-    runs = sorted(p for p in experiment.glob("*") if (p / "checkpoints" / LATEST).is_file())
-    return runs[-1] if runs else None
+        checkpoint = CheckpointManager(Path(trainer.run_dir) / "checkpoints").latest()
+        found = (Path(trainer.run_dir), checkpoint) if checkpoint is not None else None
+    else:
+        found = find_matching_run(Path(trainer.output_dir) / trainer.experiment, current)
+    if found is None:
+        where = trainer.run_dir or Path(trainer.output_dir) / trainer.experiment
+        print(
+            f"etr_dist: trainer.resume=auto found no checkpoint under {where} to continue: starting a new run",
+            flush=True,
+        )
+    return found
 
 
 def prepare_run_dir(cfg: DictConfig) -> Path:
     """The run's folder: new, or the one a resume continues (checked compatible before anything starts)."""
     trainer: TrainerConfig = cfg.trainer
+    current = OmegaConf.to_container(cfg, resolve=True)
     run_dir = checkpoint = None
     if trainer.resume == "auto":
-        run_dir = find_resumable_run(trainer)
-        if run_dir is None:
-            where = trainer.run_dir or Path(trainer.output_dir) / trainer.experiment
-            print(
-                f"etr_dist: trainer.resume=auto found no checkpoint under {where}: starting a new run",
-                flush=True,
-            )
-        else:
-            checkpoint = CheckpointManager(run_dir / "checkpoints").latest()
+        run_dir, checkpoint = auto_resume_target(trainer, current) or (None, None)
     elif trainer.resume != "never":
         run_dir, checkpoint = find_checkpoint(Path(trainer.resume))
     if checkpoint is not None:
         saved = CheckpointManager.driver_state(checkpoint).get("config")
-        problem = incompatible_resume(saved, OmegaConf.to_container(cfg, resolve=True))
+        problem = incompatible_resume(saved, current)
         if problem:
             raise ValueError(f"{problem} (checkpoint {checkpoint})")
+        print(f"etr_dist: resuming {run_dir} from {checkpoint.name}", flush=True)
     if run_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = (

@@ -8,6 +8,7 @@ import pytest
 from etr_dist.config.schema import DataConfig
 from etr_dist.data.loading import load_prompts
 from etr_dist.data.prompts import DataStats
+from etr_dist.reward import grade
 
 
 def write_jsonl(path, rows) -> str:
@@ -113,8 +114,71 @@ def test_bad_files_fail_with_an_error_naming_them(tmp_path):
     good = write_jsonl(tmp_path / "good.jsonl", good_rows(3))
     with pytest.raises(KeyError, match="has no column 'problem'; its columns are \\['question', 'answer'\\]"):
         load_prompts(DataConfig(source="jsonl", train_path=good, question_key="problem"))
-    with pytest.raises(ValueError, match="too few to hold out data.eval_size=100"):
+    with pytest.raises(ValueError, match="too few to hold out 100 for eval \\(data.eval_size, null = 100\\)"):
         load_prompts(DataConfig(source="jsonl", train_path=good))
     empty = write_jsonl(tmp_path / "empty.jsonl", [{"question": "", "answer": "1"}])
     with pytest.raises(ValueError, match="has no usable rows \\(1 skipped"):
         load_prompts(DataConfig(source="jsonl", train_path=empty, eval_path=good))
+
+
+def test_file_sources_use_every_row_unless_capped(tmp_path, caplog):
+    train_path = write_jsonl(tmp_path / "train.jsonl", good_rows(2500))
+    eval_path = write_jsonl(tmp_path / "eval.jsonl", good_rows(150, offset=5000))
+    train, evals = load_prompts(DataConfig(source="jsonl", train_path=train_path, eval_path=eval_path))
+    assert (len(train), len(evals)) == (2500, 150)  # not the generated sources' 2000 / 100
+    capped = DataConfig(source="jsonl", train_path=train_path, eval_path=eval_path, train_size=7, eval_size=2)
+    with caplog.at_level(logging.WARNING, logger="etr_dist.data"):
+        train, evals = load_prompts(capped)
+    assert [p.text for p in train] == [f"{i} + 1" for i in range(7)]
+    assert [p.text for p in evals] == ["5000 + 1", "5001 + 1"]
+    assert (
+        "using the first 7 of 2500 usable train rows (data.train_size=7; null uses them all)" in caplog.text
+    )
+    assert "using the first 2 of 150 usable eval rows (data.eval_size=2; null uses them all)" in caplog.text
+
+
+def test_without_an_eval_file_the_last_100_rows_are_held_out_and_said(tmp_path, caplog):
+    train_path = write_jsonl(tmp_path / "train.jsonl", good_rows(130))
+    with caplog.at_level(logging.WARNING, logger="etr_dist.data"):
+        train, evals = load_prompts(DataConfig(source="jsonl", train_path=train_path))
+    assert [p.text for p in train] == [f"{i} + 1" for i in range(30)]
+    assert [p.text for p in evals] == [f"{i} + 1" for i in range(30, 130)]
+    assert f"the last 100 of 130 usable rows of {train_path} are held out for eval" in caplog.text
+    train, evals = load_prompts(DataConfig(source="jsonl", train_path=train_path, eval_size=0))
+    assert (len(train), len(evals)) == (130, 0)
+
+
+def test_generated_sources_keep_their_sizes_when_unset():
+    train, evals = load_prompts(DataConfig(source="arithmetic", max_operand=50))
+    assert (len(train), len(evals)) == (2000, 100)
+    train, evals = load_prompts(DataConfig(source="arithmetic", max_operand=50, train_size=9, eval_size=4))
+    assert (len(train), len(evals)) == (9, 4)
+
+
+MATH_SOLUTION = (
+    "Multiply both sides by $2$: the sum is $\\frac{3}{2} \\cdot 2 = 3$, so half of it is "
+    "$\\boxed{\\frac{3}{2}}$."
+)
+
+
+@pytest.mark.parametrize(
+    ("answer_key", "reference"), [("solution", MATH_SOLUTION), ("answer", "\\frac{3}{2}")]
+)
+def test_math_style_rows_grade_against_the_boxed_answer_of_the_solution(tmp_path, answer_key, reference):
+    """MATH's keys (problem, solution, answer): a whole boxed solution works as the reference, as does answer."""
+    row = {"problem": "What is half of 3?", "solution": MATH_SOLUTION, "answer": "\\frac{3}{2}", "level": 3}
+    rows = [row, {**row, "problem": "What is 3 / 2?"}]
+    cfg = DataConfig(
+        source="jsonl",
+        train_path=write_jsonl(tmp_path / "train.jsonl", rows),
+        eval_path=write_jsonl(tmp_path / "test.jsonl", rows[:1]),
+        question_key="problem",
+        answer_key=answer_key,
+    )
+    train, evals = load_prompts(cfg)
+    assert [p.text for p in train] == ["What is 3 / 2?"] and train[0].answer == reference
+    assert not train[0].last_number_fallback
+    assert grade("so the answer is $\\boxed{1.5}$", train[0].answer).score == 1.0
+    assert grade("The answer is \\boxed{\\dfrac{3}{2}}.", evals[0].answer).score == 1.0
+    # the solution's other numbers are no answer
+    assert grade("It is \\boxed{3}.", train[0].answer).score == 0.0

@@ -39,3 +39,21 @@ def test_resume_from_a_checkpoint_path_reuses_its_run_folder(tmp_path):
         ConfigError, match="trainer.resume=.*nowhere.* is neither never, auto nor an existing"
     ):
         compose_config([f"trainer.resume={tmp_path / 'nowhere'}"])
+
+
+@pytest.mark.parametrize(
+    ("save_every", "message"),
+    [
+        (0, "has no checkpoint to export: it was trained with trainer.save_every=0, which saves none"),
+        (20, "has no checkpoint yet: it saves one every trainer.save_every=20 steps and at its end"),
+    ],
+)
+def test_exporting_a_run_without_checkpoints_says_why(tmp_path, capsys, save_every, message):
+    from etr_dist.config import compose_config
+    from etr_dist.driver.run_dir import prepare_run_dir
+
+    run = prepare_run_dir(
+        compose_config([f"trainer.run_dir={tmp_path / 'run'}", f"trainer.save_every={save_every}"])
+    )
+    assert main(["export", str(run), str(tmp_path / "out")]) == 2
+    assert f"etr-dist export: {run} {message}" in capsys.readouterr().err
