@@ -1,13 +1,15 @@
 """Learner time per train step on the demo's shapes: the plain path against the fast paths, back to back.
 
-    python benchmarks/learner_bench.py [--steps 2]
+    python benchmarks/learner_bench.py [--steps 2] [--paths plain,fast,fast_no_shared_prefix]
 
 One DeepSpeed ZeRO-3 rank in this process (no Ray), SmolLM2-135M-Instruct in float32 (model.source=smollm2),
 the demo's learner settings (+experiment=demo: ETR, 4 mini-batches, micro-batch 16) on a synthetic batch of
 8 prompts x 8 samples: the demo's chat-template prompts ("What is a + b? Reply with only the number.", 45
 tokens) and response lengths like its real completions at step 0 (42% stop at the 32-token budget, the rest
 2-20 tokens: ~30% of the response positions are padding). Rewards are 0/1 and no group is all-equal, as after
-dynamic sampling, so no row has a zero advantage. Each path trains a warm-up step, then the two alternate.
+dynamic sampling, so no row has a zero advantage. Each path trains a warm-up step, then the paths alternate.
+Paths: plain (every fast path off), fast (every one on), fast_no_shared_prefix (all but shared_prefix_forward:
+the shared-prefix forward's own share).
 """
 
 from __future__ import annotations
@@ -55,6 +57,13 @@ def demo_groups(
     return groups
 
 
+PATHS = {  # name -> the fast-path switches it sets
+    "plain": dict.fromkeys(FAST_PATHS, False),
+    "fast": dict.fromkeys(FAST_PATHS, True),
+    "fast_no_shared_prefix": {**dict.fromkeys(FAST_PATHS, True), "shared_prefix_forward": False},
+}
+
+
 def timed_step(learner: PolicyLearner, shard: TrainBatch) -> float:
     start = time.perf_counter()
     learner.train_step(shard)
@@ -66,7 +75,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", type=int, default=2, help="timed steps per path, after one warm-up step")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)}")
     args = parser.parse_args()
+    paths = args.paths.split(",")
+    if unknown := set(paths) - set(PATHS):
+        parser.error(f"unknown paths {sorted(unknown)}; choose from {', '.join(PATHS)}")
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29533")
     cfg = to_dataclass(compose_config(["+experiment=demo", "learner.backend=gloo"]))
     model_path = resolve_model_path(cfg.model)
@@ -77,8 +90,8 @@ def main() -> None:
     batch = build_train_batch(groups, tokenizer.pad_token_id or 0, cfg.algorithm, cfg.rollout.max_new_tokens)
     response_padding = 1 - batch.num_response_tokens / batch.response_mask.numel()
     learners, shards, times = {}, {}, {}
-    for name, fast in (("plain", False), ("fast", True)):
-        learner_cfg = dataclasses.replace(cfg.learner, **dict.fromkeys(FAST_PATHS, fast))
+    for name in paths:
+        learner_cfg = dataclasses.replace(cfg.learner, **PATHS[name])
         setup = LearnerSetup.from_config(dataclasses.replace(cfg, learner=learner_cfg), str(model_path))
         learners[name] = PolicyLearner(setup, 0, 1)
         shards[name] = shard_batch(batch, 1, learner_cfg.ppo_mini_batches, 0, setup.skips_zero_advantage)[0]
@@ -87,14 +100,17 @@ def main() -> None:
     for _ in range(args.steps):
         for name, learner in learners.items():
             times[name].append(timed_step(learner, shards[name]))
-    plain, fast = statistics.median(times["plain"]), statistics.median(times["fast"])
+    medians = {name: statistics.median(steps) for name, steps in times.items()}
     print(
         f"batch: {batch.num_rows} rows, prompt {int(batch.prompt_lens.float().mean())} tokens, "
         f"response padding {response_padding:.0%}; torch threads {torch.get_num_threads()}"
     )
-    print(
-        f"learner s/step: plain {plain:.2f} {times['plain']}, fast {fast:.2f} {times['fast']}, ratio {fast / plain:.2f}"
-    )
+    first = paths[0]
+    for name in paths:
+        print(
+            f"learner s/step {name}: {medians[name]:.2f} {[round(t, 2) for t in times[name]]}, "
+            f"ratio to {first} {medians[name] / medians[first]:.2f}"
+        )
 
 
 if __name__ == "__main__":

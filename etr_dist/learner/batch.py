@@ -262,13 +262,19 @@ def split_mini_batches(shard: TrainBatch) -> list[tuple[TrainBatch, MiniBatchInf
 
 
 def micro_batches(
-    batch: TrainBatch, micro_batch_size: int, max_rows: int | None = None, by_length: bool = False
+    batch: TrainBatch,
+    micro_batch_size: int,
+    max_rows: int | None = None,
+    by_length: bool = False,
+    by_group: bool = False,
 ) -> list[MicroBatch]:
     """ceil(max_rows / micro_batch_size) balanced micro-batches, trimmed of unused padding.
 
     max_rows is the largest rank's row count: every rank then runs the same number of forward/backward
     passes (ZeRO-3 gathers parameters collectively); a rank short of rows repeats its first row with
     loss weight 0. by_length: rows sorted by length first, so each micro-batch pads to similar rows.
+    by_group: then a group's rows next to each other (by length within it), so the shared-prefix forward
+    runs its prompt once for as many of them as a micro-batch holds.
     """
     if micro_batch_size < 1:
         raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
@@ -277,6 +283,8 @@ def micro_batches(
     if by_length:
         lengths = batch.prompt_lens + batch.response_mask.sum(-1).long()
         batch = batch.rows(torch.sort(lengths, stable=True).indices, batch.mini_batches)
+    if by_group:
+        batch = batch.rows(torch.sort(batch.group_index, stable=True).indices, batch.mini_batches)
     count = math.ceil((max_rows or batch.num_rows) / micro_batch_size)
     micros = []
     for part in split_rows(batch.num_rows, count):

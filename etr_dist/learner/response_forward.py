@@ -18,8 +18,7 @@ from torch import Tensor
 
 from etr_dist.learner.batch import TrainBatch
 from etr_dist.learner.objective import response_logits_and_labels
-
-PAD_ID = 0  # any id: padding is masked out of attention and out of the loss
+from etr_dist.learner.shared_prefix import PAD_ID, shared_prefix_logits
 
 
 def aligned_inputs(batch: TrainBatch) -> dict[str, Tensor]:
@@ -44,9 +43,15 @@ def aligned_inputs(batch: TrainBatch) -> dict[str, Tensor]:
 
 
 def response_logits(
-    model: Callable[..., Any], batch: TrainBatch, at_response_only: bool = True
+    model: Callable[..., Any], batch: TrainBatch, at_response_only: bool = True, shared_prefix: bool = False
 ) -> tuple[Tensor, Tensor]:
-    """([n, T, V] logits that predict the response tokens, [n, T] response token ids) of a micro-batch."""
+    """([n, T, V] logits that predict the response tokens, [n, T] response token ids) of a micro-batch.
+
+    shared_prefix: one packed forward per distinct prompt where rows share one and the model takes a block mask;
+    otherwise the aligned (at_response_only) or the plain forward.
+    """
+    if shared_prefix and (packed := shared_prefix_logits(model, batch)) is not None:
+        return packed
     response_width = batch.response_mask.shape[1]
     if not at_response_only:
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False).logits
