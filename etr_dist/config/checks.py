@@ -13,7 +13,7 @@ from etr_dist.config.schema import AlgorithmConfig, EtrConfig, RolloutCorrection
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm.etr.budget": ("preserve", "absolute"),
     "algorithm.etr.side": ("both", "upper"),
-    "model.dtype": ("float32", "bfloat16", "float16"),
+    "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "learner.backend": ("auto", "gloo", "nccl"),
 }
 

@@ -71,7 +71,7 @@ class AlgorithmConfig:
 class ModelConfig:
     source: str = "tiny"  # tiny | smollm2 | hf (a local HF folder at `path`)
     path: Optional[str] = None
-    dtype: str = "float32"
+    dtype: str = "float32"  # auto: bf16 compute where the hardware has bf16 matmuls (etr_dist/precision.py)
     cache_dir: str = "${oc.env:ETR_DIST_CACHE,.cache/etr_dist}"
     trust_remote_code: bool = False
 

@@ -27,11 +27,19 @@ from etr_dist.learner.batch import MicroBatch, TrainBatch, micro_batches, split_
 from etr_dist.learner.metrics import RankMetrics, StepMetrics
 from etr_dist.learner.objective import Objective
 from etr_dist.learner.response_forward import response_logits
+from etr_dist.precision import autocast
 from etr_dist.registry import import_plugins
 from etr_dist.sync.buckets import bucketize
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# model.dtype=auto keeps float32 weights and optimizer state; _response_logits autocasts the compute (precision.py)
+DTYPES = {
+    "auto": torch.float32,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 PRECISION_SECTIONS = {
+    "auto": {},
     "float32": {},
     "bfloat16": {"bf16": {"enabled": True}},
     "float16": {"fp16": {"enabled": True}},
@@ -196,7 +204,8 @@ class PolicyLearner:
 
     def _response_logits(self, engine: Any, micro: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
         learner = self.learner_cfg
-        return response_logits(engine, micro, learner.response_logits_only, learner.shared_prefix_forward)
+        with autocast(self.setup.model.dtype, self.device):  # backward runs in the dtypes autocast chose
+            return response_logits(engine, micro, learner.response_logits_only, learner.shared_prefix_forward)
 
     def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
         logits, labels = self._response_logits(engine, micro)

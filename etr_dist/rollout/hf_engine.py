@@ -1,88 +1,67 @@
-"""transformers `generate`: slower than vLLM but runs on any device, the always-available fallback."""
+"""A plain transformers model with the decode loop of hf_decode: slower than vLLM but runs on any device."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from etr_dist.config.schema import RolloutConfig
 from etr_dist.data.records import Completion, Prompt
+from etr_dist.precision import compute_dtype
 from etr_dist.rollout.engine import SamplingSpec, prompt_ids, register_engine
+from etr_dist.rollout.hf_decode import Decoded, decode
 
 
 @register_engine("hf")
 class HFEngine:
     def __init__(self, model_path: str, cfg: RolloutConfig, model_dtype: str) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = getattr(torch, model_dtype) if self.device.type == "cuda" else torch.float32
+        dtype = compute_dtype(model_dtype, self.device)  # auto: bf16 where the hardware has bf16 matmuls
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
         self.model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype).to(self.device).eval()
         self.eos_ids = _eos_ids(self.tokenizer.eos_token_id, self.model.generation_config.eos_token_id)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids[0]
-        # A bare generation config: a checkpoint's defaults (top_k, repetition penalty) would change the
-        # distribution sampled from away from the logits / temperature + top_p the learner assumes.
-        self.model.generation_config = GenerationConfig(eos_token_id=self.eos_ids, pad_token_id=pad_id)
+        pad_id = self.tokenizer.pad_token_id
+        self.pad_id = pad_id if pad_id is not None else self.eos_ids[0]
         self.batch_size = cfg.generate_batch_size
 
     def generate(
         self, prompts: list[Prompt], sampling: SamplingSpec, policy_version: int
     ) -> list[Completion]:
-        rows = [
-            (prompt, prompt_ids(prompt, self.tokenizer), k) for prompt in prompts for k in range(sampling.n)
-        ]
+        ids = [prompt_ids(prompt, self.tokenizer) for prompt in prompts]
+        per_batch = max(
+            1, self.batch_size // sampling.n
+        )  # whole prompts: each is prefilled once for its n rows
         completions: list[Completion] = []
         # A private RNG stream per call: one seed gives the same samples, and the caller's RNG is untouched.
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
-            for start in range(0, len(rows), self.batch_size):
-                completions += self._generate_batch(
-                    rows[start : start + self.batch_size], sampling, policy_version
-                )
+            for start in range(0, len(prompts), per_batch):
+                batch = slice(start, start + per_batch)
+                decoded = decode(self.model, ids[batch], sampling, self.eos_ids, self.pad_id)
+                completions += self._completions(prompts[batch], sampling.n, decoded, policy_version)
         return completions
 
-    @torch.no_grad()
-    def _generate_batch(
-        self, rows: list[tuple[Prompt, list[int], int]], sampling: SamplingSpec, policy_version: int
+    def _completions(
+        self, prompts: list[Prompt], n: int, decoded: Decoded, policy_version: int
     ) -> list[Completion]:
-        batch = self.tokenizer.pad({"input_ids": [ids for _, ids, _ in rows]}, return_tensors="pt").to(
-            self.device
-        )
-        sample = {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
-        out = self.model.generate(
-            **batch,
-            **(sample if sampling.temperature > 0 else {"do_sample": False}),
-            max_new_tokens=sampling.max_new_tokens,
-            output_scores=True,  # the processed scores: logits / temperature with top_p's -inf mask
-            return_dict_in_generate=True,
-        )
-        new_tokens = out.sequences[:, batch["input_ids"].shape[1] :]
-        logprobs = torch.stack(
-            [
-                torch.log_softmax(step.float(), dim=-1).gather(1, new_tokens[:, t : t + 1]).squeeze(1)
-                for t, step in enumerate(out.scores)
-            ],
-            dim=1,
-        )
-        completions = []
-        for row, (prompt, _, sample_idx) in enumerate(rows):
-            tokens = new_tokens[row].tolist()
-            stop = next((i for i, token in enumerate(tokens) if token in self.eos_ids), None)
-            length = len(tokens) if stop is None else stop + 1  # eos stays: the learner trains on it
-            completions.append(
-                Completion(
-                    prompt_id=prompt.id,
-                    sample_idx=sample_idx,
-                    token_ids=tokens[:length],
-                    logprobs=logprobs[row, :length].tolist(),
-                    text=self.tokenizer.decode(tokens[:length], skip_special_tokens=True),
-                    finish_reason="length" if stop is None else "stop",
-                    policy_version=policy_version,
-                )
+        rows = [(prompt, k) for prompt in prompts for k in range(n)]
+        return [
+            Completion(
+                prompt_id=prompt.id,
+                sample_idx=sample_idx,
+                token_ids=tokens,  # eos stays: the learner trains on it
+                logprobs=logprobs,
+                text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                finish_reason="stop" if stopped else "length",
+                policy_version=policy_version,
             )
-        return completions
+            for (prompt, sample_idx), tokens, logprobs, stopped in zip(
+                rows, decoded.tokens, decoded.logprobs, decoded.stopped, strict=True
+            )
+        ]
 
     @torch.no_grad()
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:

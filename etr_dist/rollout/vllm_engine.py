@@ -37,6 +37,7 @@ class VllmEngine:
             seed=cfg.seed,
             # logprobs of the distribution sampled from (after temperature and top_p), not of raw logits.
             logprobs_mode="processed_logprobs",
+            enable_prefix_caching=True,  # a prompt's n samples and repeated prompts share its prefill's KV blocks
             worker_extension_cls=EXTENSION,
         )
         self.tokenizer = self.llm.get_tokenizer()

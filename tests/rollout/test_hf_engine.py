@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import pytest
 import torch
+from transformers import GenerationConfig
 
 from etr_dist.config.schema import RolloutConfig
 from etr_dist.data.records import Prompt
@@ -141,6 +143,77 @@ def test_finish_reasons_and_logprobs_on_an_eos_heavy_model(
         assert "<|im_end|>" not in c.text
         expected = [eos_heavy.logprob(token, 1.0) for token in c.token_ids]
         torch.testing.assert_close(torch.tensor(c.logprobs), torch.tensor(expected), atol=1e-4, rtol=0)
+
+
+@pytest.fixture
+def eos_varied(engine: HFEngine, reference_model, restore_weights):
+    """The tiny model with its (tied) eos embedding scaled 20x: rows stop at many different steps, some never.
+
+    Loaded into the engine; returns a plain copy of the reference model with the same weights.
+    """
+    weights = engine.get_weights()
+    weights["model.embed_tokens.weight"][engine.eos_ids[0]] *= 20
+    engine.load_weights(weights.items())
+    model = copy.deepcopy(reference_model)
+    model.load_state_dict(weights, strict=False)  # lm_head.weight is tied to the embedding
+    return model
+
+
+def test_greedy_tokens_are_transformers_generate_tokens(
+    engine: HFEngine, tiny_prompts: list[Prompt], eos_varied
+) -> None:
+    """The decode loop (prefill once, rows dropped as they stop, in-place cache) changes no greedy token."""
+    greedy = SamplingSpec(n=1, temperature=0.0, top_p=1.0, max_new_tokens=12)
+    completions = engine.generate(tiny_prompts, greedy, 0)
+    assert {c.finish_reason for c in completions} == {"stop", "length"}
+    assert len({len(c.token_ids) for c in completions}) == len(
+        tiny_prompts
+    )  # rows dropped at different steps
+    batch = engine.tokenizer.pad(
+        {"input_ids": [list(p.prompt_token_ids) for p in tiny_prompts]}, return_tensors="pt"
+    )
+    config = GenerationConfig(
+        eos_token_id=engine.eos_ids, pad_token_id=engine.pad_id, do_sample=False, max_new_tokens=12
+    )
+    with torch.no_grad():
+        out = eos_varied.generate(**batch, generation_config=config)
+    for c, row in zip(completions, out[:, batch["input_ids"].shape[1] :].tolist(), strict=True):
+        assert c.token_ids == row[: len(c.token_ids)]
+        assert c.finish_reason == "length" or row[len(c.token_ids) - 1] in engine.eos_ids
+
+
+def test_sampled_logprobs_are_the_models_when_rows_stop_at_different_steps(
+    engine: HFEngine, tiny_prompts: list[Prompt], eos_varied, teacher_forced
+) -> None:
+    """Each prompt prefilled once for its 8 samples, finished rows dropped: the log-probs are a plain forward's."""
+    sampling = SamplingSpec(n=8, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=0)
+    completions = engine.generate(tiny_prompts, sampling, 0)
+    assert len({len(c.token_ids) for c in completions if c.finish_reason == "stop"}) >= 4
+    assert any(c.finish_reason == "length" for c in completions)
+    prompt_ids = {p.id: list(p.prompt_token_ids) for p in tiny_prompts}
+    for c in completions:
+        expected = teacher_forced(eos_varied, prompt_ids[c.prompt_id], c.token_ids, 1.0)
+        torch.testing.assert_close(torch.tensor(c.logprobs), expected, atol=1e-4, rtol=0)
+        stops = [i for i, token in enumerate(c.token_ids) if token in engine.eos_ids]
+        assert stops == ([len(c.token_ids) - 1] if c.finish_reason == "stop" else [])
+
+
+def test_bfloat16_engine_generates_in_bfloat16(
+    tiny_model_path: str,
+    rollout_config: RolloutConfig,
+    tiny_prompts: list[Prompt],
+    reference_model,
+    teacher_forced,
+) -> None:
+    engine = ENGINES.get("hf")(tiny_model_path, rollout_config, "bfloat16")
+    assert engine.model.dtype == torch.bfloat16
+    sampling = SamplingSpec(n=2, temperature=1.0, top_p=1.0, max_new_tokens=6, seed=0)
+    model = copy.deepcopy(reference_model).to(torch.bfloat16)
+    for c in engine.generate(tiny_prompts, sampling, 0):
+        expected = teacher_forced(
+            model, list(tiny_prompts[int(c.prompt_id[1:])].prompt_token_ids), c.token_ids, 1.0
+        )
+        torch.testing.assert_close(torch.tensor(c.logprobs), expected, atol=2e-2, rtol=0)
 
 
 def test_load_then_get_weights_round_trip(engine: HFEngine, restore_weights) -> None:
