@@ -15,6 +15,10 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm.etr.side": ("both", "upper"),
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "learner.backend": ("auto", "gloo", "nccl"),
+    **{
+        f"cluster.roles.{role}.strategy": ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
+        for role in ("learner", "rollout", "grader")
+    },
 }
 
 
@@ -120,3 +124,21 @@ def inert_trust_region_warning(cfg: Any) -> str | None:
         "learner.ppo_epochs = 1 optimizer step per batch keeps the ratio at exactly 1: no trust region "
         "(static or elastic) can bind. Set learner.ppo_mini_batches >= 2 (default 4)."
     )
+
+
+def parse_resources(entries: list[str], key: str) -> dict[str, float]:
+    """cluster.roles.<role>.resources: "name:amount" entries (amount > 0) as Ray's resource dict."""
+    resources = {}
+    for entry in entries:
+        name, _, amount = str(entry).partition(":")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = 0.0
+        if not name or value <= 0 or name in ("CPU", "GPU", "memory"):
+            raise ConfigError(
+                f"bad value for config key '{key}': {entry!r} is not 'name:amount' with a custom resource name "
+                "and an amount > 0 (CPUs and GPUs come from the role's num_cpus/num_gpus keys)"
+            )
+        resources[name] = value
+    return resources

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from etr_dist.config.checks import ConfigError, check_algorithm, check_choice
+from etr_dist.config.checks import CHOICES, ConfigError, check_algorithm, check_choice, parse_resources
 from etr_dist.config.schema import TimeoutsConfig
 
 
@@ -240,7 +240,10 @@ def check_cross_rules(cfg: Any) -> None:
 def check_root(cfg: Any) -> None:
     """Every value check of a whole typed config (RootConfig): ranges, choices, the loss's rules, cross rules."""
     check_ranges(cfg)
-    for key in ("model.dtype", "learner.backend"):
-        check_choice(key, select(cfg, key))
+    for key in CHOICES:
+        if not key.startswith("algorithm."):  # check_algorithm checks those with the loss's rules
+            check_choice(key, select(cfg, key))
+    for role in ("learner", "rollout", "grader"):
+        parse_resources(getattr(cfg.cluster.roles, role).resources, f"cluster.roles.{role}.resources")
     check_algorithm(cfg.algorithm)
     check_cross_rules(cfg)

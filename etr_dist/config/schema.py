@@ -147,7 +147,9 @@ class LearnerConfig:
     micro_batches_by_length: bool = True  # rows of similar length share a micro-batch: less padding
     skip_zero_advantage: bool = True  # no forward/backward for A = 0 rows when kl_coef = entropy_coef = 0
     fused_adamw: bool = True  # torch's fused AdamW kernel (one pass over the weights; CPU, CUDA and more)
-    shared_prefix_forward: bool = True  # a group's prompt runs once for its rows of a micro-batch (one packed row)
+    shared_prefix_forward: bool = (
+        True  # a group's prompt runs once for its rows of a micro-batch (one packed row)
+    )
     use_reference: bool = False
     gradient_checkpointing: bool = False
     num_cpus_per_rank: float = 1.0
@@ -202,6 +204,26 @@ class TimeoutsConfig:
     rendezvous_s: float = 300.0  # torch.distributed start-up of the learner ranks and of the weight group
     actor_start_s: float = 1800.0  # an actor's construction (loading a model) and a restarted worker's reload
     rollout_s: float = 7200.0  # the training loop waiting for one step's rollouts
+    placement_s: float = (
+        600.0  # a role's placement group being placed (a layout the cluster cannot fit fails)
+    )
+
+
+@dataclass
+class RolePlacement:
+    """Where one role's actors go: a placement group with one bundle per actor (docs/cluster.md)."""
+
+    strategy: str = "PACK"  # PACK | SPREAD | STRICT_PACK | STRICT_SPREAD (Ray's placement strategies)
+    # custom resources each bundle asks for besides its CPUs/GPUs, as "name:amount": pins the role to nodes
+    # started with them, e.g. [rollout_node:1] with `ray start --resources='{"rollout_node": 8}'` there
+    resources: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RolesConfig:
+    learner: RolePlacement = field(default_factory=RolePlacement)  # PACK: ranks close together
+    rollout: RolePlacement = field(default_factory=RolePlacement)
+    grader: RolePlacement = field(default_factory=RolePlacement)  # CPU-only bundles
 
 
 @dataclass
@@ -212,8 +234,11 @@ class ClusterConfig:
     # a rollout or grader actor that dies is restarted up to this many times (learner ranks never are: a
     # DeepSpeed group cannot take a new member, so a lost rank ends the run and resume continues it)
     max_actor_restarts: int = 3
-    max_redispatch: int = 3  # times one generate or grade request is re-sent after a fault before the run fails
+    max_redispatch: int = (
+        3  # times one generate or grade request is re-sent after a fault before the run fails
+    )
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    roles: RolesConfig = field(default_factory=RolesConfig)
 
 
 @dataclass

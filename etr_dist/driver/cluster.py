@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import ray
 from omegaconf import DictConfig
 from transformers import AutoTokenizer
 
 from etr_dist.config import default_config_dir, to_dataclass
-from etr_dist.config.schema import ClusterConfig
+from etr_dist.config.schema import ClusterConfig, RootConfig
 from etr_dist.data.loading import encode_prompts, load_prompts
 from etr_dist.data.prompts import DataStats
 from etr_dist.data.records import Prompt
@@ -20,6 +21,7 @@ from etr_dist.evaluation.sets import load_eval_set, preset_spec
 from etr_dist.learner.group import LearnerGroup
 from etr_dist.learner.policy_learner import LearnerSetup
 from etr_dist.models import resolve_model_path
+from etr_dist.placement import PlacementError, RoleGroup, place_role
 from etr_dist.reward.ray_grader import create_grader_actor
 from etr_dist.rollout.engine import SamplingSpec
 from etr_dist.rollout.ray_worker import create_rollout_actors
@@ -36,7 +38,14 @@ def connect(cfg: ClusterConfig) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, include_dashboard=False, log_to_driver=True)
+        # address="local": a new cluster even when a `ray start` one runs on this machine (ray.init would join it)
+        ray.init(
+            address="local",
+            num_cpus=cfg.num_cpus,
+            num_gpus=cfg.num_gpus,
+            include_dashboard=False,
+            log_to_driver=True,
+        )
 
 
 @dataclass
@@ -53,10 +62,49 @@ class Cluster:
     pad_token_id: int
     data_stats: DataStats
 
+    placements: list[RoleGroup]
+
     def shutdown(self) -> None:
         self.learner.shutdown()
         for actor in [*self.rollout_workers, self.grader]:
             ray.kill(actor)
+        for group in self.placements:
+            group.remove()
+
+
+def start_roles(cfg: RootConfig, model_path: str) -> dict[str, Any]:
+    """Each role in its own placement group (placed within cluster.timeouts.placement_s), then its actors."""
+    cluster, rollout, learner = cfg.cluster, cfg.rollout, cfg.learner
+    roles, timeouts, restarts = cluster.roles, cluster.timeouts, cluster.max_actor_restarts
+    wanted = [
+        ("grader", 1, cfg.reward.num_workers, 0.0),
+        ("rollout", rollout.num_workers, rollout.num_cpus_per_worker, rollout.num_gpus_per_worker),
+        ("learner", learner.num_ranks, learner.num_cpus_per_rank, learner.num_gpus_per_rank),
+    ]
+    placements: list[RoleGroup] = []
+    try:
+        for role, count, cpus, gpus in wanted:
+            placements.append(place_role(role, count, cpus, gpus, getattr(roles, role), timeouts.placement_s))
+    except PlacementError:
+        for group in placements:
+            group.remove()
+        raise
+    grader_at, rollout_at, learner_at = placements
+    grader = create_grader_actor(
+        cfg.reward, tuple(cfg.algorithm.reward_range), max_restarts=restarts, placement=grader_at
+    )
+    workers = create_rollout_actors(
+        model_path, rollout, cfg.model.dtype, tuple(cfg.plugins), restarts, placement=rollout_at
+    )
+    group = LearnerGroup(LearnerSetup.from_config(cfg, model_path), timeouts, placement=learner_at)
+    weights = WeightSyncManager(cfg.sync.transport, group.actors, workers, cfg.sync.bucket_mb, timeouts)
+    return {
+        "learner": group,
+        "rollout_workers": workers,
+        "grader": grader,
+        "weights": weights,
+        "placements": placements,
+    }
 
 
 def build_cluster(cfg: DictConfig) -> Cluster:
@@ -77,17 +125,8 @@ def build_cluster(cfg: DictConfig) -> Cluster:
         eval_sets[name] = load_eval_set(spec, tokenizer).prompts
         logger.info("eval set %s: %d prompts", name, len(eval_sets[name]))
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    restarts, timeouts = cfg.cluster.max_actor_restarts, to_dataclass(cfg).cluster.timeouts
-    grader = create_grader_actor(cfg.reward, tuple(cfg.algorithm.reward_range), max_restarts=restarts)
-    plugins = tuple(cfg.plugins)
-    workers = create_rollout_actors(model_path, cfg.rollout, cfg.model.dtype, plugins, max_restarts=restarts)
-    learner = LearnerGroup(LearnerSetup.from_config(to_dataclass(cfg), model_path), timeouts)
-    weights = WeightSyncManager(cfg.sync.transport, learner.actors, workers, cfg.sync.bucket_mb, timeouts)
     return Cluster(
-        learner=learner,
-        rollout_workers=workers,
-        grader=grader,
-        weights=weights,
+        **start_roles(to_dataclass(cfg), model_path),
         train_stream=PromptStream(train, seed=cfg.trainer.seed),
         eval_sets=eval_sets,
         sampling=SamplingSpec.from_config(cfg.rollout),

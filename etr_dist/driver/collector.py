@@ -60,7 +60,7 @@ class RolloutCollector:
         self.router = LeastLoadedRouter(len(workers))
         self.faults = FaultCounts()
         self._needs_replay: set[int] = set()  # restarted workers that hold their initial weights
-        self._last_death: dict[str, float] = {}  # per actor: when its last death was seen
+        self._last_grader_death = float("-inf")
         self._stream_lock = threading.Lock()
         self._stream_states: dict[int, dict[str, Any]] = {}
 
@@ -177,9 +177,9 @@ class RolloutCollector:
             self._needs_replay.add(request.worker)
             if isinstance(err, ActorDiedError):  # out of restarts: never again
                 self.router.retire(request.worker)
-        if request.sent > self._last_death.get(where, float("-inf")):  # calls sent before it died: one death
-            self.faults.actor_restarts += 1
-            self._last_death[where] = time.monotonic()
+        if request.kind == GRADE and request.sent > self._last_grader_death:  # calls sent before: one death
+            self.faults.grader_restarts += 1
+            self._last_grader_death = time.monotonic()
         request.attempts += 1
         if request.attempts > self.max_redispatch:
             raise RemoteCallError(
@@ -217,7 +217,7 @@ class RolloutCollector:
             "timing_s/grade": counters["grade_s"],
             "perf/tokens_per_s": counters["tokens"] / elapsed,
             "perf/samples_per_s": counters["drawn"] * self.sampling.n / elapsed,
-            **self.faults.as_metrics(),
+            **self.faults.as_metrics(self.weights.worker_restarts if self.weights else 0),
         }
 
 

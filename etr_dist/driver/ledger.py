@@ -34,13 +34,13 @@ class Request:
 class FaultCounts:
     """Cumulative over the run: logged every step as fault/*."""
 
-    actor_restarts: int = 0
+    grader_restarts: int = 0  # rollout workers' restarts are counted by the weight sync (it sees them all)
     redispatched_requests: int = 0
     timeouts: int = 0
 
-    def as_metrics(self) -> dict[str, float]:
+    def as_metrics(self, worker_restarts: int) -> dict[str, float]:
         return {
-            "fault/actor_restarts": float(self.actor_restarts),
+            "fault/actor_restarts": float(self.grader_restarts + worker_restarts),
             "fault/redispatched_requests": float(self.redispatched_requests),
             "fault/timeouts": float(self.timeouts),
         }

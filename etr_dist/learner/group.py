@@ -16,6 +16,7 @@ from etr_dist.faults import injection_point
 from etr_dist.learner.batch import TrainBatch, shard_batch
 from etr_dist.learner.metrics import RankMetrics, combine_ranks
 from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
+from etr_dist.placement import RoleGroup, actor_options
 from etr_dist.remote_calls import get_all
 from etr_dist.rendezvous import HeldPort, join_store
 from etr_dist.sync.broadcast import BACKEND_FOR_DEVICE, WeightGroup, join_group
@@ -99,13 +100,18 @@ class LearnerActor:
 class LearnerGroup:
     """The learner ranks as Ray actors; every call on them waits within its deadline and names a lost rank."""
 
-    def __init__(self, setup: LearnerSetup, timeouts: TimeoutsConfig) -> None:
+    def __init__(
+        self, setup: LearnerSetup, timeouts: TimeoutsConfig, placement: RoleGroup | None = None
+    ) -> None:
         learner = setup.learner
         if learner.num_ranks < 1:
             raise ValueError(f"learner.num_ranks must be >= 1, got {learner.num_ranks}")
         self.setup, self.learner_cfg, self.timeouts = setup, learner, timeouts
-        actor = LearnerActor.options(num_cpus=learner.num_cpus_per_rank, num_gpus=learner.num_gpus_per_rank)
-        self.actors = [actor.remote() for _ in range(learner.num_ranks)]
+        cpus, gpus = learner.num_cpus_per_rank, learner.num_gpus_per_rank
+        self.actors = [
+            LearnerActor.options(**actor_options(cpus, gpus, placement, rank)).remote()
+            for rank in range(learner.num_ranks)
+        ]
         self.names = [f"learner rank {rank}" for rank in range(learner.num_ranks)]
         master_addr, master_port = self._wait(
             [self.actors[0].endpoint.remote()], "starting", timeouts.actor_start_s, "actor_start_s"

@@ -15,6 +15,7 @@ from ray.actor import ActorHandle
 from etr_dist.config.schema import RolloutConfig
 from etr_dist.data.records import Completion, Prompt
 from etr_dist.faults import injection_point
+from etr_dist.placement import RoleGroup, actor_options
 from etr_dist.registry import import_plugins
 from etr_dist.rollout.engine import SamplingSpec
 from etr_dist.rollout.worker import RolloutWorker
@@ -43,9 +44,9 @@ class RolloutActor:
             self._in_flight -= len(prompts)
 
     @ray.method(concurrency_group="engine")
-    def update_weights(self, bucket_refs: list[ray.ObjectRef], version: int) -> None:
+    def update_weights(self, bucket_refs: list[ray.ObjectRef], version: int) -> int:
         """One whole sync from the object store: every bucket, then the version, in one engine call."""
-        self._worker.update_weights((ray.get(ref) for ref in bucket_refs), version)
+        return self._worker.update_weights((ray.get(ref) for ref in bucket_refs), version)
 
     @ray.method(concurrency_group="engine")
     def get_weights(self) -> dict[str, torch.Tensor]:
@@ -58,9 +59,9 @@ class RolloutActor:
         self._worker.join_weight_group(master_addr, master_port, world_size, rank, backend, timeout_s)
 
     @ray.method(concurrency_group="engine")
-    def receive_weights(self, version: int) -> None:
+    def receive_weights(self, version: int) -> int:
         """One whole sync from the weight group, in one engine call."""
-        self._worker.receive_weights(version)
+        return self._worker.receive_weights(version)
 
     @ray.method(concurrency_group="status")
     def policy_version(self) -> int:
@@ -82,16 +83,19 @@ def create_rollout_actors(
     model_dtype: str,
     plugins: tuple[str, ...] = (),
     max_restarts: int = 0,
+    placement: RoleGroup | None = None,
 ) -> list[ActorHandle]:
-    """cfg.num_workers actors, each with the CPUs and GPUs the rollout config gives one worker.
+    """cfg.num_workers actors, each with the CPUs and GPUs the rollout config gives one worker (in its bundle of
+    the role's placement group when given).
 
     A call in flight when a worker dies is not retried by Ray (max_task_retries=0): the collector re-dispatches
     it, so no request runs twice.
     """
-    actor = RolloutActor.options(
-        num_cpus=cfg.num_cpus_per_worker,
-        num_gpus=cfg.num_gpus_per_worker,
-        max_restarts=max_restarts,
-        max_task_retries=0,
-    )
-    return [actor.remote(model_path, cfg, model_dtype, plugins) for _ in range(cfg.num_workers)]
+    return [
+        RolloutActor.options(
+            **actor_options(cfg.num_cpus_per_worker, cfg.num_gpus_per_worker, placement, index),
+            max_restarts=max_restarts,
+            max_task_retries=0,
+        ).remote(model_path, cfg, model_dtype, plugins)
+        for index in range(cfg.num_workers)
+    ]

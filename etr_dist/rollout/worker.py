@@ -40,20 +40,23 @@ class RolloutWorker:
             )
         return self.engine.generate(prompts, sampling, self._policy_version)
 
-    def update_weights(self, buckets: Iterable[Iterable[tuple[str, torch.Tensor]]], version: int) -> None:
+    def update_weights(self, buckets: Iterable[Iterable[tuple[str, torch.Tensor]]], version: int) -> int:
         """Load every bucket of one sync, then take its version: in one call, so no generate sees a mix.
 
-        A version older than the one held is ignored: a replay that lost a race with a newer sync.
+        A version older than the one held is ignored: a replay that lost a race with a newer sync. Returns the
+        version held before (0 after a restart: how the driver counts restarts).
         """
         if version < 0:
             raise ValueError(f"policy version must be >= 0, got {version}")
-        if version < self._policy_version:
+        held = self._policy_version
+        if version < held:
             for _ in buckets:  # drained all the same: a group broadcast needs every member to take part
                 pass
-            return
+            return held
         for bucket in buckets:
             self.engine.load_weights(bucket)
         self._policy_version = version
+        return held
 
     def get_weights(self) -> dict[str, torch.Tensor]:
         return self.engine.get_weights()
@@ -72,10 +75,10 @@ class RolloutWorker:
 
         self._weight_group = join_group(master_addr, master_port, world_size, rank, backend, timeout_s)
 
-    def receive_weights(self, version: int) -> None:
+    def receive_weights(self, version: int) -> int:
         """Take one whole sync from the weight group (learner rank 0 sends it), then its version."""
         if self._weight_group is None:
             raise RuntimeError("receive_weights before join_weight_group: this worker is in no weight group")
         from etr_dist.sync.broadcast import receive_buckets
 
-        self.update_weights(receive_buckets(self._weight_group, self.engine.device), version)
+        return self.update_weights(receive_buckets(self._weight_group, self.engine.device), version)

@@ -62,6 +62,9 @@ class WeightSyncManager:
         )
         self._lock = threading.Lock()  # replay runs on the rollout thread, sync on the training loop's
         self._last: tuple[list, int] = ([], -1)  # the last sync's replay refs and version
+        self.worker_restarts = (
+            0  # rollout workers found back on their initial weights (by a sync or a replay)
+        )
 
     def _form_group(self) -> None:
         """Learner rank 0 hosts the group's store on a port it holds; every worker joins as rank 1..R."""
@@ -94,6 +97,8 @@ class WeightSyncManager:
             self._last = (deliveries[0].replay, version)
         if deliveries[0].missed:
             logger.warning("weight sync v%d missed restarting workers %s", version, deliveries[0].missed)
+        with self._lock:
+            self.worker_restarts += len(deliveries[0].restarted)
         logger.info(
             "weight sync v%d via %s to %d workers: %d buckets, %.1f MB in %.3f s (%.3f GB/s)",
             version,
@@ -118,13 +123,15 @@ class WeightSyncManager:
             refs, version = self._last
         if version < 0:
             return  # nothing synced yet: the initial weights it reloaded are the current ones
-        call_when_back(
+        held = call_when_back(
             lambda: self.rollout_actors[worker].update_weights.remote(refs, version),
             f"rollout worker {worker}",
             f"replaying weights v{version}",
             self.timeouts.actor_start_s,
             _key("actor_start_s"),
         )
+        with self._lock:
+            self.worker_restarts += held < version
 
 
 def _key(name: str) -> str:

@@ -39,6 +39,9 @@ class Delivery:
     num_buckets: int
     replay: list[ray.ObjectRef] = field(default_factory=list)
     missed: list[int] = field(default_factory=list)  # workers that were down (restarting) during the sync
+    restarted: list[int] = field(
+        default_factory=list
+    )  # workers found holding older weights than the last sync
 
 
 class WeightSender(ABC):
@@ -63,6 +66,7 @@ class WeightSender(ABC):
             bucket_mb,
             group,
         )
+        self._delivered = 0  # the version of the last sync this sender delivered
 
     def push(self, version: int) -> Delivery:
         """On every rank: rank 0 delivers; the others only join the gathers."""
@@ -108,13 +112,17 @@ class ObjectStoreSender(WeightSender):
             refs.append(ray.put(bucket))
             sent += _nbytes(bucket)
         calls = [actor.update_weights.remote(refs, version) for actor in self.rollout_actors]
-        missed = []
+        missed, restarted = [], []
         for worker, call in enumerate(calls):
             try:
-                ray.get(call)
+                held = ray.get(call)
             except RayActorError:  # restarting: it refuses to generate until the driver replays this sync
                 missed.append(worker)
-        return Delivery(sent, len(refs), refs, missed)
+                continue
+            if held < self._delivered:  # back to its initial weights: restarted since the last sync
+                restarted.append(worker)
+        self._delivered = version
+        return Delivery(sent, len(refs), refs, missed, restarted)
 
 
 @register_transport("nccl")

@@ -39,7 +39,10 @@ def test_generate_and_weights_through_ray(actors, tiny_prompts: list[Prompt]) ->
     ray.get(actors[0].update_weights.remote([ray.put(norm)], 3))
     assert torch.equal(ray.get(actors[0].get_weights.remote())["model.norm.weight"], norm[0][1])
     assert ray.get([actor.policy_version.remote() for actor in actors]) == [3, 2]
-    ray.get(actors[0].update_weights.remote([ray.put([("model.norm.weight", original)])], 2))
+    ray.get(actors[0].update_weights.remote([ray.put([("model.norm.weight", original)])], 4))
+    ray.get(actors[0].update_weights.remote([ray.put(norm)], 1))  # older than the weights held: ignored
+    assert torch.equal(ray.get(actors[0].get_weights.remote())["model.norm.weight"], original)
+    assert ray.get(actors[0].policy_version.remote()) == 4
 
 
 def test_every_completion_generated_during_syncs_comes_from_exactly_one_weight_version(
@@ -49,16 +52,16 @@ def test_every_completion_generated_during_syncs_comes_from_exactly_one_weight_v
     temperature = 0.8
     first = {name: tensor.clone() for name, tensor in ray.get(actors[0].get_weights.remote()).items()}
     second = {name: tensor * 1.1 + 0.01 for name, tensor in first.items()}
-    weights = {10: first, 11: second}
+    weights = {0: first, 1: second}  # version v holds weights[v % 2]
     buckets = {v: [ray.put([(name, tensor)]) for name, tensor in w.items()] for v, w in weights.items()}
-    ray.get(actors[0].update_weights.remote(buckets[10], 10))
+    ray.get(actors[0].update_weights.remote(buckets[0], 10))
     calls = []
-    for turn in range(6):  # generate x2 under the version synced last, then a sync to the other version
+    for turn in range(6):  # generate x2 under the version synced last, then a sync to the next version
         sampling = SamplingSpec(n=2, temperature=temperature, top_p=1.0, max_new_tokens=6, seed=turn)
         calls += [actors[0].generate.remote(tiny_prompts, sampling) for _ in range(2)]
-        calls.append(actors[0].update_weights.remote(buckets[11 - turn % 2], 11 - turn % 2))
-    completions = [c for result in ray.get(calls) if result for c in result]
-    assert {c.policy_version for c in completions} == {10, 11}
+        calls.append(actors[0].update_weights.remote(buckets[(11 + turn) % 2], 11 + turn))
+    completions = [c for result in ray.get(calls) if isinstance(result, list) for c in result]
+    assert {c.policy_version for c in completions} == set(range(10, 16))
     prompt_ids = {p.id: p.prompt_token_ids for p in tiny_prompts}
     model = copy.deepcopy(reference_model)
     for completion in completions:
@@ -69,9 +72,9 @@ def test_every_completion_generated_during_syncs_comes_from_exactly_one_weight_v
                 model, prompt_ids[completion.prompt_id], completion.token_ids, temperature
             )
             errors[version] = (expected - torch.tensor(completion.logprobs)).abs().max().item()
-        assert errors[completion.policy_version] < 1e-4, errors
-        assert errors[21 - completion.policy_version] > 1e-3, errors
-    ray.get(actors[0].update_weights.remote(buckets[10], 0))
+        assert errors[completion.policy_version % 2] < 1e-4, errors
+        assert errors[1 - completion.policy_version % 2] > 1e-3, errors
+    ray.get(actors[0].update_weights.remote(buckets[0], 20))
 
 
 def test_in_flight_counts_prompts_while_generate_runs(actors, tiny_prompts: list[Prompt]) -> None:
