@@ -216,11 +216,14 @@ def main() -> int:
         parser.error("--steps must be >= 2: the first step is warm-up")
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from etr_dist.config.schema import DataConfig, ModelConfig
+    from etr_dist.config import compose_config, to_dataclass
+    from etr_dist.config.schema import DataConfig
     from etr_dist.data.loading import load_prompts
     from etr_dist.models import resolve_model_path
 
-    model_path = resolve_model_path(ModelConfig(source=args.model))
+    model_path = resolve_model_path(
+        to_dataclass(compose_config([f"model={args.model}"])).model
+    )  # cache_dir resolved
     params = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_path)).num_parameters()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     prompts, _ = load_prompts(DataConfig(**{key.removeprefix("data."): value for key, value in TASK.items()}))
