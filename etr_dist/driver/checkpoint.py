@@ -18,6 +18,7 @@ LATEST = "latest"
 RESUME_FIXED_KEYS = (
     "learner.num_ranks",
     "learner.zero_stage",
+    "learner.warmup_steps",  # the lr scheduler's state is in the checkpoint: DeepSpeed cannot load it into another
     "model.source",
     "model.path",
     "model.dtype",

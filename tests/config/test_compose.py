@@ -96,7 +96,11 @@ def test_overrides_apply_with_types():
 
 def test_interpolation_resolves():
     cfg = compose_config(["algorithm=grpo", "data=gsm_symbolic"])
-    assert cfg.trainer.experiment == "grpo_gsm_symbolic"
+    assert cfg.trainer.experiment == "grpo.adv-grpo.gsm_symbolic"
+    assert (
+        compose_config(["algorithm=dr_grpo"]).trainer.experiment
+        != compose_config(["algorithm=grpo"]).trainer.experiment
+    )
 
 
 @pytest.mark.parametrize(
