@@ -1,7 +1,8 @@
 """model.dtype=auto: bf16 compute where the hardware multiplies bf16 matrices natively, float32 elsewhere.
 
-On a CPU without bf16 matrix instructions (no AVX512-BF16, no AMX) bf16 is emulated and runs several times slower
-than float32, so `auto` checks the flags once per process and says what it found. Under `auto` the learner keeps
+On a CPU without AMX, bf16 is slower than float32: emulated on AVX2 (~5x), and even with AVX512-BF16 alone a bf16
+matmul measured half float32's speed here (docs/benchmarks.md). So `auto` takes bf16 on CPUs with AMX tiles only,
+checks the flags once per process and says what it found. Under `auto` the learner keeps
 float32 weights and optimizer state and runs forward/backward under torch.autocast; an engine generates in the
 compute dtype. An explicit `float32` / `bfloat16` / `float16` is used as it is.
 """
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-# x86 /proc/cpuinfo flags of native bf16 matrix instructions, best first.
-CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+# x86 /proc/cpuinfo flags of bf16 matrix units that beat float32 (avx512_bf16 alone does not: measured 0.5x)
+CPU_BF16_FLAGS = ("amx_bf16",)
 CPUINFO = Path("/proc/cpuinfo")
 EXPLICIT = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
