@@ -6,10 +6,10 @@ import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import ray
-
+from etr_dist.config.schema import TimeoutsConfig
 from etr_dist.data.records import Prompt
 from etr_dist.evaluation.passk import mean_pass_at_k
+from etr_dist.remote_calls import get_all, get_one
 from etr_dist.reward.types import GradeRequest
 
 
@@ -30,6 +30,7 @@ def evaluate(
     temperature: float,
     name: str,
     prompts_per_request: int = 16,
+    timeouts: TimeoutsConfig | None = None,
 ) -> EvalResult:
     """Score one set: pass@k is the unbiased estimator of evaluation/passk.py with k = samples."""
     if samples > 1 and temperature <= 0:
@@ -38,16 +39,27 @@ def evaluate(
         )
     if not prompts:
         return EvalResult({}, [])
+    timeouts = timeouts or TimeoutsConfig()
     spec = replace(sampling, n=samples, temperature=temperature, seed=sampling.seed)
     chunks = [prompts[i : i + prompts_per_request] for i in range(0, len(prompts), prompts_per_request)]
     generated = [workers[i % len(workers)].generate.remote(chunk, spec) for i, chunk in enumerate(chunks)]
-    completions = [c for batch in ray.get(generated) for c in batch]
+    names = [f"rollout worker {i % len(workers)}" for i in range(len(chunks))]
+    batches = get_all(
+        generated, names, f"evaluating {name}", timeouts.generate_s, "cluster.timeouts.generate_s"
+    )
+    completions = [c for batch in batches for c in batch]
     by_id = {p.id: p for p in prompts}
     requests = [
         GradeRequest(c.text, by_id[c.prompt_id].answer, by_id[c.prompt_id].last_number_fallback)
         for c in completions
     ]
-    grades = ray.get(grader.grade_batch.remote(requests))
+    grades = get_one(
+        grader.grade_batch.remote(requests),
+        "the grader",
+        f"grading {name}",
+        timeouts.grade_s,
+        "cluster.timeouts.grade_s",
+    )
     correct = {p.id: [0, 0] for p in prompts}  # id -> [n, c]
     for completion, grade in zip(completions, grades, strict=True):
         correct[completion.prompt_id][0] += 1
@@ -73,12 +85,13 @@ def evaluate_sets(
     samples: int,
     temperature: float,
     out_dir: Path,
+    timeouts: TimeoutsConfig | None = None,
 ) -> dict[str, float]:
     """Every eval set, each with its own curves; per-item rows go to out_dir/<set>.jsonl (paired statistics)."""
     metrics: dict[str, float] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, prompts in sets.items():
-        result = evaluate(workers, grader, prompts, sampling, samples, temperature, name)
+        result = evaluate(workers, grader, prompts, sampling, samples, temperature, name, timeouts=timeouts)
         metrics.update(result.metrics)
         with open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
             f.writelines(json.dumps(row) + "\n" for row in result.items)

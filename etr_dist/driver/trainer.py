@@ -142,6 +142,7 @@ class Trainer:
             samples=trainer.eval_samples,
             temperature=trainer.eval_temperature,
             out_dir=self.run_dir / "eval" / f"step_{step}",  # per-item rows, for paired statistics
+            timeouts=self.timeouts,
         )
 
     def _save(self, step: int) -> None:
