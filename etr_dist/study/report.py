@@ -108,6 +108,18 @@ def metric_section(results: Sequence[RunResult], key: str, baseline: str) -> lis
         markdown_table(rows, baseline),
         "",
     ]
+    flat = [
+        str(r["arm"])
+        for r in rows
+        if "diff_low" in r and abs(float(r["diff_high"]) - float(r["diff_low"])) < 1e-9
+    ]
+    if flat:
+        lines += [
+            f"A zero-width interval ({', '.join(flat)}) means every seed's paired difference was the same: with "
+            "this few seeds the t-interval then shows no uncertainty at all, which is not evidence of none; read "
+            "the item-level paired bootstrap instead.",
+            "",
+        ]
     if key.endswith("/pass@1"):
         set_name = key.split("/")[1]
         base_mean = next(r["mean"] for r in rows if r["arm"] == baseline)
