@@ -64,6 +64,11 @@ def place_role(
         raise PlacementError(
             f"the {role} role asks for no resources at all: give it CPUs or a custom resource"
         )
+    if not any(_holds(node, bundle) for node in _node_totals()):
+        raise PlacementError(
+            f"the {role} role can never be placed: no node of this cluster has {bundle} for one bundle "
+            f"(cluster.roles.{role}, the role's num_cpus/num_gpus); nodes have {_node_totals()}"
+        )
     group = placement_group(
         [bundle] * count, strategy=placement.strategy, name=f"etr_dist-{role}-{uuid.uuid4().hex[:8]}"
     )
@@ -81,3 +86,12 @@ def place_role(
 def _whole(resources: dict[str, float]) -> dict[str, float]:
     """Ray's resource dict without its per-node bookkeeping entries."""
     return {k: v for k, v in sorted(resources.items()) if not k.startswith(("node:", "bundle_group"))}
+
+
+def _node_totals() -> list[dict[str, float]]:
+    """Each live node's total resources (what a bundle could ever get there)."""
+    return [_whole(node["Resources"]) for node in ray.nodes() if node["Alive"]]
+
+
+def _holds(node: dict[str, float], bundle: dict[str, float]) -> bool:
+    return all(node.get(name, 0.0) >= amount for name, amount in bundle.items())

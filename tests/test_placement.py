@@ -40,8 +40,14 @@ def test_bundles_carry_the_roles_resources_and_leave_zeros_out():
 
 @pytest.mark.slow
 def test_a_role_the_cluster_cannot_place_fails_naming_it_and_leaves_no_group(local_ray):
-    with pytest.raises(PlacementError, match=r"grader role within 2 s.*\{'CPU': 1.0, 'grader_node': 1.0\}"):
-        place_role("grader", 1, 1.0, 0.0, RolePlacement("PACK", ["grader_node:1"]), timeout_s=2)
+    # no node has the resource (or a GPU): refused at once, without waiting for the deadline
+    with pytest.raises(PlacementError, match=r"grader role can never be placed.*'grader_node': 1.0"):
+        place_role("grader", 1, 1.0, 0.0, RolePlacement("PACK", ["grader_node:1"]), timeout_s=600)
+    with pytest.raises(PlacementError, match=r"learner role can never be placed.*'GPU': 1.0"):
+        place_role("learner", 2, 1.0, 1.0, RolePlacement("PACK"), timeout_s=600)
+    # each bundle fits the node, all of them do not: refused at the deadline
+    with pytest.raises(PlacementError, match=r"rollout role within 2 s.*3 bundle\(s\) of \{'CPU': 4.0\}"):
+        place_role("rollout", 3, 4.0, 0.0, RolePlacement("STRICT_PACK"), timeout_s=2)
     assert all(g["state"] == "REMOVED" for g in ray.util.placement_group_table().values())
     group = place_role("learner", 2, 1.0, 0.0, RolePlacement("STRICT_PACK"), timeout_s=30)
     assert ray.get(Probe.options(**actor_options(1.0, 0, group, 1)).remote().visible_gpus.remote()) == ""
