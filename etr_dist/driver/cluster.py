@@ -119,14 +119,15 @@ def build_cluster(cfg: DictConfig) -> Cluster:
             f"data.source={cfg.data.source} gave no usable training prompts (skipped: {stats.skipped_rows})"
         )
     logger.info("data: %d train prompts, %d held-out prompts", len(train), len(held_out))
+    typed = to_dataclass(cfg)
     eval_sets = {cfg.data.source: held_out}
     for name in cfg.trainer.eval_sets:
-        spec = preset_spec(name, default_config_dir(), to_dataclass(cfg).data)
+        spec = preset_spec(name, default_config_dir(), typed.data)
         eval_sets[name] = load_eval_set(spec, tokenizer).prompts
         logger.info("eval set %s: %d prompts", name, len(eval_sets[name]))
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return Cluster(
-        **start_roles(to_dataclass(cfg), model_path),
+        **start_roles(typed, model_path),
         train_stream=PromptStream(train, seed=cfg.trainer.seed),
         eval_sets=eval_sets,
         sampling=SamplingSpec.from_config(cfg.rollout),

@@ -32,12 +32,12 @@ class Trainer:
         on_step_end: Callable[[int, dict[str, float]], None] | None = None,
     ) -> None:
         self.cfg = cfg
-        self.algorithm = to_dataclass(cfg).algorithm  # checked once; every step's batch is built with it
+        typed = to_dataclass(cfg)
+        self.algorithm = typed.algorithm  # checked once; every step's batch is built with it
         self.on_step_end = on_step_end  # called after each step's weight sync, e.g. to inspect the workers
         self.run_dir = Path(run_dir)
         self.cluster = cluster
         self.checkpoints = CheckpointManager(self.run_dir / "checkpoints", cfg.trainer.keep_last)
-        typed = to_dataclass(cfg)
         self.timeouts = typed.cluster.timeouts
         self.collector = RolloutCollector(
             cluster.rollout_workers,
