@@ -12,15 +12,9 @@ import pytest
 
 from etr_dist.reward import Grade, GraderPool
 
+from .processes import is_gone
+
 pytestmark = pytest.mark.slow
-
-
-def _is_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 def _run_script(folder: Path, source: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -53,9 +47,9 @@ def test_a_call_past_its_deadline_scores_its_unfinished_items_timeout_and_the_po
         assert pool.batch_timeout_s <= elapsed < pool.batch_timeout_s + 1.0
         hung_worker = int(pid_file.read_text())
         deadline = time.monotonic() + 10
-        while not _is_gone(hung_worker) and time.monotonic() < deadline:
+        while not is_gone(hung_worker) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _is_gone(hung_worker)
+        assert is_gone(hung_worker)
         assert pool.grade_batch([("c", "c"), ("d", "e")]) == [
             Grade(1.0, "custom_equal", "c"),
             Grade(0.0, "custom_equal", "d"),

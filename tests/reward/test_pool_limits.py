@@ -5,12 +5,13 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from etr_dist.reward import Grade, GraderPool
 from etr_dist.reward.answer_sets import load_adversarial
+
+from .processes import is_gone
 
 pytestmark = pytest.mark.slow
 
@@ -33,14 +34,6 @@ def test_every_adversarial_item_is_bounded_and_the_pool_survives():
         assert metrics["reward/grader_crashes"] == 0
 
 
-def _is_gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
-
-
 def test_a_hung_worker_dies_with_the_process_that_owns_the_pool(tmp_path, reward_fns_path):
     pid_file = tmp_path / "worker.pid"
     owner = subprocess.Popen(
@@ -61,6 +54,6 @@ def test_a_hung_worker_dies_with_the_process_that_owns_the_pool(tmp_path, reward
     owner.send_signal(signal.SIGKILL)
     owner.wait()
     deadline = time.monotonic() + 10
-    while not _is_gone(worker_pid) and time.monotonic() < deadline:
+    while not is_gone(worker_pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _is_gone(worker_pid)
+    assert is_gone(worker_pid)
