@@ -10,6 +10,12 @@ The functional form is this project's formalisation of the paper's description (
 
 The bounds depend only on the step's outcomes and response lengths: computed once per step on the whole step
 batch, they travel with its rows, so no sharding changes them.
+
+Besides the batch-wide etr/* metrics, each side's bounds are averaged per pass-rate bucket of the response's group
+(pass rate p_q = (mu_q - lo) / (hi - lo) by reward_range; buckets (0, .25], (.25, .5], (.5, .75], (.75, 1)):
+etr/eps_high_active_mean_pass_<bucket> and etr/eps_low_active_mean_pass_<bucket>, <bucket> in 0-25, 25-50, 50-75,
+75-100. A bucket with no response of that side logs no key that step: a stand-in value would bias the means
+across steps and seeds, and the metrics logger counts a NaN as a non-finite metric.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from etr_dist.algos.advantages import GRPO_STD_EPS, check_reward_inputs, group_stats
+from etr_dist.algos.advantages import GRPO_STD_EPS, GroupStats, check_reward_inputs, group_stats
 from etr_dist.algos.registries import register_policy_loss
 from etr_dist.algos.settings import read_algorithm_config
 from etr_dist.algos.surrogate import PolicyLossInputs, clipped_surrogate, finish_policy_loss
 from etr_dist.config.schema import AlgorithmConfig
+
+PASS_BUCKETS = ((0.0, 0.25, "0-25"), (0.25, 0.5, "25-50"), (0.5, 0.75, "50-75"), (0.75, 1.0, "75-100"))
 
 
 @dataclass(frozen=True)
@@ -38,11 +46,11 @@ class ElasticBounds:
     metrics: dict[str, float]  # etr/*, of the whole step batch
 
 
-def standardised_rewards(rewards: Tensor, group_ids: Tensor, unbiased_std: bool) -> tuple[Tensor, Tensor]:
-    """(z [N], population variance [N]) in float64; z = 0 in a group whose rewards are all equal."""
+def standardised_rewards(rewards: Tensor, group_ids: Tensor, unbiased_std: bool) -> tuple[Tensor, GroupStats]:
+    """(z [N], the group statistics) in float64; z = 0 in a group whose rewards are all equal."""
     stats = group_stats(rewards.double(), group_ids, unbiased_std)
     z = (rewards.double() - stats.mean) / (stats.std + GRPO_STD_EPS)
-    return z.masked_fill(stats.all_equal, 0.0), stats.population_var
+    return z.masked_fill(stats.all_equal, 0.0), stats
 
 
 def _weighted_mean(values: Tensor, weights: Tensor, rows: Tensor, empty: float) -> float:
@@ -66,13 +74,13 @@ def elastic_bounds(
         raise ValueError(
             f"response_lengths must be [N] = {tuple(rewards.shape)}, got {tuple(response_lengths.shape)}"
         )
-    z, population_var = standardised_rewards(rewards, group_ids, algorithm.unbiased_std)  # [N]
+    z, stats = standardised_rewards(rewards, group_ids, algorithm.unbiased_std)  # [N]
     active = z != 0
     s = float(z[active].pow(2).mean().sqrt()) if active.any() else 1.0
     ones = torch.ones_like(z)
     phi = (z.abs() / s).pow(etr.lambda_micro).clamp(etr.phi_min, etr.phi_max) if etr.micro else ones
     sigma_max_sq = (reward_range[1] - reward_range[0]) ** 2 / 4
-    v = (population_var / sigma_max_sq).clamp(0.0, 1.0)  # v_q [N]
+    v = (stats.population_var / sigma_max_sq).clamp(0.0, 1.0)  # v_q [N]
     psi = v.pow(etr.lambda_macro) if etr.macro else ones
     w = phi * psi  # [N]
     # each side's budget is spread over the responses where that side can bind, weighted as the loss is
@@ -99,10 +107,28 @@ def elastic_bounds(
         **_summary("eps_high", eps_high[upper], etr.eps_high_base),
         **_summary("eps_low", eps_low[lower], etr.eps_low_base),
     }
+    pass_rate = (stats.mean - reward_range[0]) / (reward_range[1] - reward_range[0])  # p_q [N]
+    for side, bounds, rows in (("high", eps_high, upper), ("low", eps_low, lower)):
+        metrics.update(_by_pass_rate(side, bounds, weights, rows, pass_rate))
     dtype = rewards.dtype if rewards.is_floating_point() else torch.get_default_dtype()
     return ElasticBounds(
         eps_low.to(dtype), eps_high.to(dtype), phi.to(dtype), psi.to(dtype), w_high, w_low, metrics
     )
+
+
+def _by_pass_rate(
+    side: str, bounds: Tensor, weights: Tensor, rows: Tensor, pass_rate: Tensor
+) -> dict[str, float]:
+    """etr/eps_<side>_active_mean_pass_<bucket>: the side's bounds weighted as the budget is, per pass-rate bucket
+    of the group; rows (z > 0 or z < 0) lie in groups with a gradient, so 0 < p_q < 1. No key for an empty bucket."""
+    metrics = {}
+    for low, high, name in PASS_BUCKETS:
+        selected = rows & (pass_rate > low) & (pass_rate <= high)
+        if weights[selected].sum() > 0:
+            metrics[f"etr/eps_{side}_active_mean_pass_{name}"] = _weighted_mean(
+                bounds, weights, selected, 0.0
+            )
+    return metrics
 
 
 def _summary(name: str, values: Tensor, empty: float) -> dict[str, float]:

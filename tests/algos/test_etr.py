@@ -73,6 +73,71 @@ def test_clamps_by_hand():
     assert capped.eps_high[0].item() == pytest.approx(0.28 * w_a0 / w_high, rel=1e-5)
 
 
+def bucket_metrics(metrics):
+    return {k.removeprefix("etr/eps_"): v for k, v in metrics.items() if "_pass_" in k}
+
+
+def test_bounds_by_pass_rate_bucket_by_hand():
+    # binary groups, population std: z = sqrt((1-p)/p) for a success, -sqrt(p/(1-p)) for a failure; every group
+    # with a gradient has mean z^2 = 1, so s = 1 and phi = |z|; psi = sqrt(4 p (1-p)); w = phi psi
+    #   A [1,0,0,0]   p = 1/4: w success 1.5, failures 0.5        -> bucket 0-25
+    #   B [1,1,0,0]   p = 1/2: w 1 each                            -> 25-50
+    #   C [1,1,1,0]   p = 3/4: w successes 0.5, failure 1.5        -> 50-75
+    #   E [1,1,1,1,0] p = 4/5: z 0.5 / -2, psi 0.8: w 0.4 / 1.6   -> 75-100
+    #   D [0,0,0,0]   p = 0:   no gradient, in no bucket
+    rewards = torch.tensor([1.0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0])
+    groups = torch.tensor([0] * 4 + [1] * 4 + [2] * 4 + [3] * 5 + [4] * 4)
+    lengths = torch.arange(1, 22)  # ignored: seq-mean weighs every response 1
+    bounds = bounds_of(rewards=rewards, groups=groups, lengths=lengths, loss_agg_mode="seq-mean-token-mean")
+    # W_high = (1.5 + 2 + 1.5 + 1.6) / 10 = 0.66: eps_high = 0.28 w / 0.66, A's 0.636 clamped to eps_max 0.6
+    # W_low = (1.5 + 2 + 1.5 + 1.6) / 7: eps_low = 0.2 w 7 / 6.6
+    assert bucket_metrics(bounds.metrics) == pytest.approx(
+        {
+            "high_active_mean_pass_0-25": 0.6,
+            "high_active_mean_pass_25-50": 0.28 / 0.66,
+            "high_active_mean_pass_50-75": 0.14 / 0.66,
+            "high_active_mean_pass_75-100": 0.112 / 0.66,
+            "low_active_mean_pass_0-25": 0.7 / 6.6,
+            "low_active_mean_pass_25-50": 1.4 / 6.6,
+            "low_active_mean_pass_50-75": 2.1 / 6.6,
+            "low_active_mean_pass_75-100": 2.24 / 6.6,
+        },
+        rel=1e-6,
+    )
+
+
+def test_pass_rate_buckets_weigh_as_the_budget_and_skip_empty_buckets():
+    # the fixture: A (p = 1/4) in 0-25, B (p = 1/2) in 25-50; 50-75 and 75-100 hold no group: no key
+    metrics = bucket_metrics(bounds_of().metrics)
+    assert metrics == pytest.approx(
+        {
+            "high_active_mean_pass_0-25": 0.336,
+            "high_active_mean_pass_25-50": 0.224,
+            "low_active_mean_pass_0-25": 1 / 7,
+            "low_active_mean_pass_25-50": 2 / 7,
+        },
+        rel=1e-5,
+    )
+    # A [1,0,0,0] and G [1,0,0,0,0] (p = 1/5, z 2 / -0.5, psi 0.8: w 1.6 / 0.4) share bucket 0-25; token-weighted
+    # over it, without a clamp, the bounds average to the bases exactly (unweighted they would not:
+    # eps_high A0 = 0.28 * 1.5 / W_high, G0 = 0.28 * 1.6 / W_high, W_high = (1.5 * 4 + 1.6 * 2) / 6)
+    rewards = torch.tensor([1.0, 0, 0, 0, 1, 0, 0, 0, 0])
+    groups = torch.tensor([0] * 4 + [1] * 5)
+    lengths = torch.tensor([4, 2, 2, 2, 2, 1, 1, 1, 1])
+    bounds = bounds_of(rewards=rewards, groups=groups, lengths=lengths)
+    w_high = (1.5 * 4 + 1.6 * 2) / 6
+    assert bounds.eps_high[[0, 4]].tolist() == pytest.approx([0.28 * 1.5 / w_high, 0.28 * 1.6 / w_high])
+    assert bucket_metrics(bounds.metrics) == pytest.approx(
+        {"high_active_mean_pass_0-25": 0.28, "low_active_mean_pass_0-25": 0.2}, rel=1e-6
+    )
+
+
+def test_pass_rate_scales_by_the_reward_range():
+    # rewards in [-1, 1]: [1, -1, -1, -1] has mean -0.5, pass rate 1/4 (bucket 0-25), as [1, 0, 0, 0] in [0, 1]
+    bounds = elastic_bounds(REWARDS * 2 - 1, GROUPS, LENGTHS, {"etr": {}}, reward_range=(-1.0, 1.0))
+    assert bucket_metrics(bounds.metrics) == pytest.approx(bucket_metrics(bounds_of().metrics), rel=1e-5)
+
+
 def test_side_upper_and_budget_absolute():
     upper = bounds_of({"side": "upper"})
     assert upper.eps_low.tolist() == [pytest.approx(0.2)] * 8
