@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on a training machine
 import matplotlib.pyplot as plt  # noqa: E402
 
+from etr_dist.algos.etr import PASS_BUCKETS as ETR_PASS_BUCKETS  # noqa: E402
 from etr_dist.study.results import RunResult, curve  # noqa: E402
 
 DYNAMICS = (
@@ -19,6 +20,12 @@ DYNAMICS = (
     ("actor/pg_clipfrac_lower", "clip fraction, lower side"),
 )
 ETR_BOUNDS = (("eps_high", "upper bounds (z > 0)"), ("eps_low", "lower bounds (z < 0)"))
+PASS_BUCKETS = tuple(name for _, _, name in ETR_PASS_BUCKETS)  # "0-25", ..., in percent
+
+
+def pass_rate_key(side: str, bucket: str) -> str:
+    """ETR's mean bound of one side over the responses of groups in one pass-rate bucket."""
+    return f"etr/{side}_active_mean_pass_{bucket}"
 
 
 def _band(ax, by_arm: Mapping[str, Sequence[RunResult]], key: str, scale: float = 1.0) -> bool:
@@ -84,6 +91,25 @@ def etr_figure(by_arm: Mapping[str, Sequence[RunResult]], path: Path) -> None:
     axes[2].set(title="share of bounds a clamp changed", xlabel="step", ylabel="etr/clamped_frac")
     for ax in axes:
         ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def etr_pass_rate_figure(by_arm: Mapping[str, Sequence[RunResult]], path: Path) -> None:
+    """Per arm (a row) and side (a column): one line per pass-rate bucket of the group, its mean bound against
+    step (seed means; a step where no seed had a response of that side in the bucket has no point)."""
+    fig, axes = plt.subplots(len(by_arm), 2, figsize=(10, 3.6 * len(by_arm)), squeeze=False)
+    for row, (arm, results) in zip(axes, by_arm.items(), strict=True):
+        for ax, (side, label) in zip(row, ETR_BOUNDS, strict=True):
+            for bucket in PASS_BUCKETS:
+                points = curve(results, pass_rate_key(side, bucket))
+                x, y = [s for s, _ in points], [i.estimate for _, i in points]
+                ax.plot(x, y, marker="o", markersize=3, label=f"pass rate {bucket}%")
+            ax.set(title=f"{arm}: ETR {label}", xlabel="step", ylabel=f"etr/{side}_active_mean_pass_*")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.legend(fontsize=8)
+            ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

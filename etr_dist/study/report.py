@@ -19,7 +19,14 @@ from omegaconf import OmegaConf
 
 from etr_dist.evaluation.stats import compare_arms, markdown_table, mdd_binomial
 from etr_dist.study.config import PlannedRun, StudyConfig
-from etr_dist.study.plots import dynamics_figure, etr_figure, eval_figure
+from etr_dist.study.plots import (
+    PASS_BUCKETS,
+    dynamics_figure,
+    etr_figure,
+    etr_pass_rate_figure,
+    eval_figure,
+    pass_rate_key,
+)
 from etr_dist.study.results import RunResult, bootstrap_vs_baseline, final_values, load_run, share_step0
 
 PACKAGES = (
@@ -180,6 +187,22 @@ def write_report(
     if etr_arms:
         etr_figure(etr_arms, folder / "etr_bounds.png")
         lines += ["## ETR's elastic bounds", "", "![etr bounds](etr_bounds.png)", ""]
+    bucket_keys = {pass_rate_key(side, bucket) for side in ("eps_high", "eps_low") for bucket in PASS_BUCKETS}
+    bucket_arms = {
+        arm: rs
+        for arm, rs in by_arm.items()
+        if any(bucket_keys & set(row) for r in rs for row in r.rows.values())
+    }
+    if bucket_arms:
+        etr_pass_rate_figure(bucket_arms, folder / "etr_bounds_by_pass_rate.png")
+        lines += [
+            "ETR's bounds by the pass rate of the response's group (buckets (0, 25%], (25, 50%], (50, 75%], "
+            "(75, 100%) of groups with a gradient; mean across seeds; each side's bounds weighted as its budget "
+            "is; a step where a bucket held no response of that side has no point):",
+            "",
+            "![etr bounds by pass rate](etr_bounds_by_pass_rate.png)",
+            "",
+        ]
     lines += [
         "## Reproduce",
         "",

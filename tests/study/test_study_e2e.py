@@ -74,7 +74,8 @@ def test_tiny_study_trains_reports_and_resumes(tmp_path, monkeypatch, capsys, pr
         len((out / "runs" / "etr_s1" / "eval" / "step_2" / "arith_4op.jsonl").read_text().splitlines()) == 24
     )
     report = (out / "report.md").read_text()
-    for png in ("eval_arithmetic.png", "eval_arith_4op.png", "dynamics.png", "etr_bounds.png"):
+    pngs = ["eval_arithmetic.png", "eval_arith_4op.png", "dynamics.png", "etr_bounds.png"]
+    for png in [*pngs, "etr_bounds_by_pass_rate.png"]:
         assert (out / png).stat().st_size > 5000 and f"]({png})" in report
     assert "**`eval/arithmetic/pass@1`**" in report and "| etr | 2 |" in report
     assert "paired bootstrap" in report and "| torch threads |" in report
