@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 from etr_dist.config.schema import RootConfig
 from etr_dist.learner.batch import TrainBatch, shard_batch
@@ -13,21 +14,26 @@ from etr_dist.learner.metrics import combine_ranks
 from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
 
 
-def set_rank_env(rank: int, world_size: int, port: int) -> None:
-    os.environ.update(
-        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1"
-    )
-    os.environ["MASTER_PORT"] = str(port)
+def join_ranks(rank: int, world_size: int, store_file: str) -> dist.FileStore:
+    """The group's rendezvous in a file: no port is picked, released and bound again (a race under load)."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
+    return dist.FileStore(store_file, world_size)
 
 
 def learner_script(
-    rank: int, world_size: int, port: int, model_path: str, cfg: RootConfig, batch: TrainBatch, out: Path
+    rank: int,
+    world_size: int,
+    store_file: str,
+    model_path: str,
+    cfg: RootConfig,
+    batch: TrainBatch,
+    out: Path,
 ):
     """Train a step, export, checkpoint round-trip, save as HF; rank 0 saves every result to out/."""
-    set_rank_env(rank, world_size, port)
+    store = join_ranks(rank, world_size, store_file)
     setup = LearnerSetup.from_config(cfg, model_path)
-    learner = PolicyLearner(setup, rank, world_size)
+    learner = PolicyLearner(setup, rank, world_size, store)
     shard = shard_batch(batch, world_size, cfg.learner.ppo_mini_batches, 0, setup.skips_zero_advantage)[rank]
     results = {"initial": learner.gathered_state_dict(), "metrics": learner.train_step(shard)}
     results["buckets"] = list(learner.export_weights(bucket_mb=0.05))
@@ -44,14 +50,19 @@ def learner_script(
 
 
 def scenarios_script(
-    port: int, model_path: str, scenarios: dict[str, RootConfig], batch: TrainBatch, out: Path, steps: int = 1
+    store_file: str,
+    model_path: str,
+    scenarios: dict[str, RootConfig],
+    batch: TrainBatch,
+    out: Path,
+    steps: int = 1,
 ):
     """One rank, one learner per scenario in turn: its last step's metrics, weights before and after the steps."""
-    set_rank_env(0, 1, port)
+    store = join_ranks(0, 1, store_file)
     results = {}
     for name, cfg in scenarios.items():
         setup = LearnerSetup.from_config(cfg, model_path)
-        learner = PolicyLearner(setup, 0, 1)
+        learner = PolicyLearner(setup, 0, 1, store)
         shard = shard_batch(
             batch,
             1,

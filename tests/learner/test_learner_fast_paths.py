@@ -4,7 +4,6 @@ path's weights: 3 steps, allclose in fp32, with gradient checkpointing off and o
 """
 
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -40,12 +39,6 @@ SCENARIOS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def results(tiny_model_path, tmp_path_factory):
     """20 rows in 5 groups of varied lengths; one group is all-equal (A = 0 on its 4 rows)."""
@@ -55,7 +48,7 @@ def results(tiny_model_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("fast_paths")
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(Path(__file__).parents[1]))  # the child unpickles `spawned` by module name
-        jobs = [(scenarios_script, free_port(), str(tiny_model_path), SCENARIOS, batch, out, STEPS)]
+        jobs = [(scenarios_script, str(out / "store"), str(tiny_model_path), SCENARIOS, batch, out, STEPS)]
         mp.spawn(spawned, args=(jobs,), nprocs=1, join=True)
     return torch.load(out / "scenarios.pt", weights_only=False)
 

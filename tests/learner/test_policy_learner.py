@@ -1,7 +1,6 @@
 """Real DeepSpeed ZeRO-3 ranks on gloo (spawned processes) training the tiny Qwen2 model."""
 
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -21,12 +20,6 @@ from .ranks import learner_script, spawned
 
 pytestmark = pytest.mark.slow
 TEMPERATURE, TOP_P, CHUNK = 0.9, 0.95, 16
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def learner_config(world_size: int, micro_batch_size: int) -> RootConfig:
@@ -58,11 +51,11 @@ def batch():
 def runs(tiny_model_path, batch, tmp_path_factory):
     """Ranks 0 and 1 of a 2-rank group (1 row per micro-batch) and a 1-rank run (4 rows), concurrently."""
     two, one = tmp_path_factory.mktemp("two_ranks"), tmp_path_factory.mktemp("one_rank")
-    port_two, port_one, path = free_port(), free_port(), str(tiny_model_path)
+    store_two, store_one, path = str(two / "store"), str(one / "store"), str(tiny_model_path)
     jobs = [
-        (learner_script, 0, 2, port_two, path, learner_config(2, 1), batch, two),
-        (learner_script, 1, 2, port_two, path, learner_config(2, 1), batch, two),
-        (learner_script, 0, 1, port_one, path, learner_config(1, 4), batch, one),
+        (learner_script, 0, 2, store_two, path, learner_config(2, 1), batch, two),
+        (learner_script, 1, 2, store_two, path, learner_config(2, 1), batch, two),
+        (learner_script, 0, 1, store_one, path, learner_config(1, 4), batch, one),
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(

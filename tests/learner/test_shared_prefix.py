@@ -1,6 +1,5 @@
 """The shared-prefix forward: each prompt once per micro-batch, log-probs, entropies and gradients of the plain one."""
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ from etr_dist.learner.response_forward import response_logits
 from etr_dist.learner.shared_prefix import pack_rows, takes_block_mask
 
 from .helpers import make_group, random_groups
-from .ranks import set_rank_env, spawned
+from .ranks import join_ranks, spawned
 
 TEMPERATURE, TOP_P, CHUNK = 0.9, 0.95, 16
 
@@ -130,21 +129,15 @@ def test_packed_forward_equals_the_plain_forward(tiny_model_path, model_kind, at
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def zero3_script(
-    rank: int, world_size: int, port: int, model_path: str, batch: TrainBatch, out: Path
+    rank: int, world_size: int, store_file: str, model_path: str, batch: TrainBatch, out: Path
 ) -> None:
     """Plain then packed forward/backward of this rank's rows, with checkpointing off then on: grads, statuses."""
-    set_rank_env(rank, world_size, port)
+    store = join_ranks(rank, world_size, store_file)
     cfg = OmegaConf.to_object(
         OmegaConf.merge(OmegaConf.structured(RootConfig), {"learner": {"zero_stage": 3}})
     )
-    learner = PolicyLearner(LearnerSetup.from_config(cfg, model_path), rank, world_size)
+    learner = PolicyLearner(LearnerSetup.from_config(cfg, model_path), rank, world_size, store)
     engine, micro = learner.engine, shard_batch(batch, world_size)[rank].trimmed().to(learner.device)
     results = {}
     for checkpointing in (False, True):
@@ -176,11 +169,11 @@ def test_zero3_ranks_pack_exactly_and_release_every_parameter(tiny_model_path, t
     batch = batch.rows(torch.tensor([0, 1, 3, 4, 5, 6, 7]), batch.mini_batches)  # a group without a row
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir(), two.mkdir()
-    port_one, port_two, path = free_port(), free_port(), str(tiny_model_path)
+    store_one, store_two, path = str(one / "store"), str(two / "store"), str(tiny_model_path)
     jobs = [
-        (zero3_script, 0, 1, port_one, path, batch, one),
-        (zero3_script, 0, 2, port_two, path, batch, two),
-        (zero3_script, 1, 2, port_two, path, batch, two),
+        (zero3_script, 0, 1, store_one, path, batch, one),
+        (zero3_script, 0, 2, store_two, path, batch, two),
+        (zero3_script, 1, 2, store_two, path, batch, two),
     ]
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(Path(__file__).parents[1]))  # the children unpickle by module name

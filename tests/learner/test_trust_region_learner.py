@@ -6,7 +6,6 @@ steps; a policy loss from a plugin module trains a step; each trust-region basel
 """
 
 import math
-import socket
 from pathlib import Path
 
 import pytest
@@ -78,12 +77,6 @@ SCENARIOS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def batch():
     """16 rows in 4 groups; the bounds are ETR's (a static loss ignores them)."""
@@ -97,7 +90,7 @@ def results(tiny_model_path, batch, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(Path(__file__).parents[1]))  # the child unpickles `spawned` by module name
         patch.syspath_prepend(str(out))  # and imports the plugin: spawn passes sys.path on
-        jobs = [(scenarios_script, free_port(), str(tiny_model_path), SCENARIOS, batch, out)]
+        jobs = [(scenarios_script, str(out / "store"), str(tiny_model_path), SCENARIOS, batch, out)]
         mp.spawn(spawned, args=(jobs,), nprocs=1, join=True)
     return torch.load(out / "scenarios.pt", weights_only=False)
 

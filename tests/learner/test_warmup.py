@@ -1,6 +1,5 @@
 """learner.warmup_steps: a real DeepSpeed rank's lr rises linearly over the first optimizer updates."""
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -35,19 +34,13 @@ def scenario(warmup_steps: int) -> RootConfig:
 SCENARIOS = {"none": scenario(0), "one": scenario(1), "eight": scenario(8)}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def results(tiny_model_path, tmp_path_factory):
     batch = build_train_batch(random_groups(4, 4, 1024, seed=5), 0, RootConfig().algorithm)
     out = tmp_path_factory.mktemp("warmup")
     with pytest.MonkeyPatch.context() as patch:
         patch.syspath_prepend(str(Path(__file__).parents[1]))  # the child unpickles `spawned` by module name
-        jobs = [(scenarios_script, free_port(), str(tiny_model_path), SCENARIOS, batch, out, STEPS)]
+        jobs = [(scenarios_script, str(out / "store"), str(tiny_model_path), SCENARIOS, batch, out, STEPS)]
         mp.spawn(spawned, args=(jobs,), nprocs=1, join=True)
     return torch.load(out / "scenarios.pt", weights_only=False)
 
