@@ -40,6 +40,21 @@ class PlannedRun:
     def key(self) -> str:
         return f"{self.arm}_s{self.seed}"
 
+    @property
+    def log(self) -> Path:
+        """<study>/logs/<key>.log: the run's output; every attempt appends to it."""
+        return self.run_dir.parents[1] / "logs" / f"{self.key}.log"
+
+    @property
+    def done(self) -> Path:
+        """<study>/runs/<key>.done: written when the run finished; a rerun of the study skips the run."""
+        return self.run_dir.parent / f"{self.key}.done"
+
+    @property
+    def train_args(self) -> list[str]:
+        """The arguments after the interpreter: `-m etr_dist.train <overrides>`."""
+        return ["-m", "etr_dist.train", *self.overrides]
+
 
 def load_study(path: Path, cli_overrides: list[str]) -> StudyConfig:
     """Read and check a study file; command-line overrides join the shared ones (after them)."""

@@ -166,9 +166,9 @@ def write_report(
     ]
     lines += ["## Runs", "", "| run | status | last step logged | folder |", "|---|---|---|---|"]
     for run, result in zip(runs, results, strict=True):
-        done = (folder / "runs" / f"{run.key}.done").is_file()
         last = max(result.rows, default="-")
-        lines.append(f"| {run.key} | {'finished' if done else 'not finished'} | {last} | `{run.run_dir}` |")
+        status = "finished" if run.done.is_file() else "not finished"
+        lines.append(f"| {run.key} | {status} | {last} | `{run.run_dir}` |")
     lines += ["", "## Primary metric", "", *metric_section(results, study.primary_metric, study.baseline)]
     lines += ["## Held-out evaluation", ""]
     for set_name, metrics in eval_keys(results).items():
