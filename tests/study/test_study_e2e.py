@@ -1,7 +1,11 @@
 """A whole study for real: 2 arms x 2 seeds x 2 steps of the tiny model, each an ordinary training subprocess;
-the report with its PNGs; a rerun skips every finished run."""
+the report with its PNGs; a rerun skips every finished run. And a smaller one as parallel Ray jobs on a real
+`ray start` head (launch/local_cluster.sh)."""
 
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +15,8 @@ from etr_dist.cli import main
 
 pytestmark = pytest.mark.slow
 
+REPO = Path(__file__).resolve().parents[2]
+DASHBOARD = "http://127.0.0.1:8295"
 SUPPORT = (
     Path(__file__).resolve().parents[1] / "driver" / "e2e_support"
 )  # hashed_reward: groups with variance
@@ -85,3 +91,64 @@ def test_tiny_study_trains_reports_and_resumes(tmp_path, monkeypatch, capsys, pr
     assert main(["study", str(config), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("finished, skipped") == 4 and "training in" not in printed
+
+
+@pytest.fixture
+def ray_head():
+    """A real `ray start` head through launch/local_cluster.sh, on ports no other test uses."""
+    temp_dir = tempfile.mkdtemp(prefix="etr-sj-", dir="/tmp")  # Ray's socket paths must stay < 108 bytes
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        "RAY_TEMP_DIR": temp_dir,
+        "RAY_HEAD_PORT": "6395",
+        "RAY_DASHBOARD_PORT": "8295",
+        "RAY_AGENT_PORT": "52395",
+        "NUM_CPUS": "8",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # the jobs' `python`: this venv's
+    }
+    subprocess.run(["bash", "launch/local_cluster.sh", "start"], check=True, env=env, cwd=REPO)
+    yield
+    subprocess.run(["bash", "launch/local_cluster.sh", "stop"], check=True, env=env, cwd=REPO)
+    shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def test_tiny_study_as_parallel_ray_jobs_trains_reports_and_resumes(ray_head, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PYTHONPATH", str(SUPPORT))  # forwarded to the jobs: the reward function's module
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    one_seed = STUDY.replace("seeds: [0, 1]", "seeds: [0]").replace("eval_sets: [arith_4op]", "eval_sets: []")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(one_seed.format(cache=tmp_path / "model-cache"))
+    out = tmp_path / "study"
+    command = ["study", str(config), "trainer.total_steps=1", "--out", str(out), "--jobs", "2"]
+    assert main([*command, "--address", DASHBOARD]) == 0
+    printed = capsys.readouterr().out
+    # both submitted before either finished
+    assert printed.index("etr_s0: submitted as Ray job") < printed.index(": done in ")
+    for run in ("grpo_s0", "etr_s0"):
+        assert (out / "runs" / f"{run}.done").read_text().endswith(f"\n# Ray job {_job_id(out, run)}\n")
+        log = (out / "logs" / f"{run}.log").read_text()
+        assert "python -m etr_dist.train " in log and "step 1/1" in log
+    # the first arm evaluates step 0 for both; each run evaluates its last step
+    assert (out / "runs" / "grpo_s0" / "eval" / "step_0" / "arithmetic.jsonl").is_file()
+    assert not (out / "runs" / "etr_s0" / "eval" / "step_0").exists()
+    assert (out / "runs" / "etr_s0" / "eval" / "step_1" / "arithmetic.jsonl").is_file()
+    report = (out / "report.md").read_text()
+    for png in ("eval_arithmetic.png", "dynamics.png", "etr_bounds.png", "etr_bounds_by_pass_rate.png"):
+        assert (out / png).stat().st_size > 5000 and f"]({png})" in report
+    assert report.count("| finished | 1 |") == 2
+
+    monkeypatch.setenv("RAY_ADDRESS", DASHBOARD)  # the default address with --jobs > 1
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("finished, skipped") == 2 and "submitted" not in printed
+
+
+def _job_id(out: Path, run: str) -> str:
+    return next(
+        line.removeprefix("# Ray job ")
+        for line in (out / "logs" / f"{run}.log").read_text().splitlines()
+        if line.startswith("# Ray job ")
+    )
