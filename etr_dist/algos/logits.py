@@ -37,9 +37,15 @@ def _nucleus(scaled: Tensor, top_p: float, keep: Tensor | None = None) -> Tensor
     return scaled.masked_fill(outside, float("-inf"))
 
 
+def _scaled(logits: Tensor, temperature: float) -> Tensor:
+    """z / tau in float32; no [C, V] copy when there is nothing to do (float32 logits, tau = 1)."""
+    logits = logits.float()
+    return logits if temperature == 1.0 else logits / temperature
+
+
 def _token_logprob(logits: Tensor, labels: Tensor, temperature: float, top_p: float) -> Tensor:
     """log p(label) of softmax(z / tau) renormalised over the top-p nucleus   [C, V] -> [C]"""
-    scaled = _nucleus(logits.float() / temperature, top_p, keep=labels)
+    scaled = _nucleus(_scaled(logits, temperature), top_p, keep=labels)
     return scaled.gather(-1, labels[:, None]).squeeze(-1) - torch.logsumexp(scaled, dim=-1)
 
 
@@ -47,9 +53,14 @@ def _token_entropy(logits: Tensor, temperature: float, top_p: float) -> Tensor:
     """H = -sum_v p_v log p_v with p = softmax(z / tau) over the top-p nucleus   [C, V] -> [C]
 
     A -inf logit (a masked token) has p = 0 and adds 0: it is masked out of the sum, so neither the value nor
-    the gradient sees 0 * -inf.
+    the gradient sees 0 * -inf. Without a nucleus the plain sum is tried first (a third of the [C, V] passes)
+    and kept unless such a logit made it NaN.
     """
-    log_p = torch.log_softmax(_nucleus(logits.float() / temperature, top_p), dim=-1)
+    log_p = torch.log_softmax(_nucleus(_scaled(logits, temperature), top_p), dim=-1)
+    if top_p >= 1.0:
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        if bool(torch.isfinite(entropy).all()):
+            return entropy
     finite = torch.isfinite(log_p)
     log_p = torch.where(finite, log_p, torch.zeros_like(log_p))
     p = torch.where(finite, log_p.exp(), torch.zeros_like(log_p))
