@@ -82,3 +82,6 @@ def spawned(index: int, jobs: list[tuple]) -> None:
     """torch.multiprocessing.spawn entry point: process `index` runs jobs[index] (a script and its args)."""
     script, *args = jobs[index]
     script(*args)
+    if dist.is_initialized():  # leave together: a rank exiting with a live gloo group may abort (SIGABRT)
+        dist.barrier()
+        dist.destroy_process_group()
