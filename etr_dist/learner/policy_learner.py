@@ -21,12 +21,11 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.integrations import HfDeepSpeedConfig
 
-from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 from etr_dist.config.schema import AlgorithmConfig, LearnerConfig, ModelConfig, RootConfig
 from etr_dist.learner.batch import MicroBatch, TrainBatch, micro_batches, split_mini_batches
 from etr_dist.learner.metrics import RankMetrics, StepMetrics
 from etr_dist.learner.objective import Objective
-from etr_dist.learner.response_forward import response_logits
+from etr_dist.learner.response_forward import ResponseLogits, response_logits
 from etr_dist.precision import autocast
 from etr_dist.registry import import_plugins
 from etr_dist.sync.buckets import bucketize
@@ -202,16 +201,15 @@ class PolicyLearner:
     def device(self) -> torch.device:
         return self.engine.device
 
-    def _response_logits(self, engine: Any, micro: TrainBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _response_logits(self, engine: Any, micro: TrainBatch) -> ResponseLogits:
         learner = self.learner_cfg
         with autocast(self.setup.model.dtype, self.device):  # backward runs in the dtypes autocast chose
             return response_logits(engine, micro, learner.response_logits_only, learner.shared_prefix_forward)
 
     def _log_probs(self, engine: Any, micro: TrainBatch) -> torch.Tensor:
-        logits, labels = self._response_logits(engine, micro)
         setup = self.setup
-        return logprobs_from_logits(
-            logits, labels, self.learner_cfg.logprob_chunk_size, setup.temperature, setup.top_p
+        return self._response_logits(engine, micro).log_probs(
+            self.learner_cfg.logprob_chunk_size, setup.temperature, setup.top_p
         )
 
     @torch.no_grad()
@@ -227,13 +225,13 @@ class PolicyLearner:
 
     def _micro_step(self, micro: MicroBatch, fixed: dict[str, torch.Tensor], loss_norm: float) -> dict:
         batch = micro.batch
-        logits, labels = self._response_logits(self.engine, batch)
+        response = self._response_logits(self.engine, batch)
         chunk, setup = self.learner_cfg.logprob_chunk_size, self.setup
-        log_prob = logprobs_from_logits(logits, labels, chunk, setup.temperature, setup.top_p)
+        log_prob = response.log_probs(chunk, setup.temperature, setup.top_p)
         if "old_log_prob" not in fixed:  # the step's first update: this forward is the old policy
             fixed["old_log_prob"] = log_prob.detach()
         with torch.set_grad_enabled(bool(setup.algorithm.entropy_coef)):
-            entropy = entropy_from_logits(logits, chunk, setup.temperature, setup.top_p)
+            entropy = response.entropy(chunk, setup.temperature, setup.top_p)
         loss, metrics = self.objective(batch, loss_norm, log_prob, entropy=entropy, **fixed)
         # DeepSpeed averages gradients over ranks; the shares of all ranks must add up instead
         self.engine.backward(loss * (micro.loss_weight * self.world_size), scale_wrt_gas=False)

@@ -36,6 +36,7 @@ class PackedRows:
     logit_rows: Tensor  # [n, T] the packed row of micro-batch row i
     logit_columns: Tensor  # [n, T] column, counted from P - 1, of the logit that predicts response token t
     labels: Tensor  # [n, T] response token ids, PAD_ID past each response's end
+    in_response: Tensor  # [n, T] bool: t < the response's length
 
     def allowed(self) -> Tensor:
         """[K, 1, S, S] bool: a query sees earlier keys of the prompt and of its own response (padding: itself)."""
@@ -65,6 +66,7 @@ def pack_rows(batch: TrainBatch) -> PackedRows | None:
     logit_rows = torch.zeros((batch.num_rows, response_width), dtype=torch.long)
     logit_columns = torch.zeros((batch.num_rows, response_width), dtype=torch.long)
     labels = torch.full((batch.num_rows, response_width), PAD_ID, dtype=torch.long)
+    in_response = torch.arange(response_width)[None, :] < torch.tensor(response_lens)[:, None]
     for packed, (prompt, rows) in enumerate(by_prompt.items()):
         prompt_columns = slice(prompt_width - len(prompt), prompt_width)
         packed_ids[packed, prompt_columns] = torch.tensor(prompt, dtype=torch.long)
@@ -91,6 +93,7 @@ def pack_rows(batch: TrainBatch) -> PackedRows | None:
         logit_rows=logit_rows.to(device),
         logit_columns=logit_columns.to(device),
         labels=labels.to(device),
+        in_response=in_response.to(device),
     )
 
 
@@ -104,8 +107,11 @@ def takes_block_mask(model: Any, width: int) -> bool:
     return not sliding or width <= window
 
 
-def shared_prefix_logits(model: Callable[..., Any], batch: TrainBatch) -> tuple[Tensor, Tensor] | None:
-    """([n, T, V] logits that predict the response tokens, [n, T] labels) from one packed forward; None: no packing."""
+def shared_prefix_logits(
+    model: Callable[..., Any], batch: TrainBatch
+) -> tuple[Tensor, Tensor, Tensor] | None:
+    """From one packed forward: ([1, M, V] logits that predict the M response tokens, [1, M] those tokens,
+    [n, T] bool where they sit in the micro-batch); None: no packing."""
     packed = pack_rows(batch)
     if packed is None or not takes_block_mask(model, packed.input_ids.shape[1]):
         return None
@@ -123,4 +129,7 @@ def shared_prefix_logits(model: Callable[..., Any], batch: TrainBatch) -> tuple[
         use_cache=False,
         logits_to_keep=keep,
     ).logits
-    return logits[packed.logit_rows, packed.logit_columns], packed.labels
+    # [K, keep, V] -> [M, V]: one row per real response token (token 0 of a group's responses share a column)
+    flat_columns = (packed.logit_rows * keep + packed.logit_columns)[packed.in_response]  # [M]
+    picked = logits.reshape(-1, logits.shape[-1]).index_select(0, flat_columns)
+    return picked[None], packed.labels[packed.in_response][None], packed.in_response

@@ -33,7 +33,8 @@ def model(tiny_model_path):
 
 
 def masked_logprob_sum(model, batch, at_response_only):
-    logits, labels = response_logits(model, batch, at_response_only)
+    response = response_logits(model, batch, at_response_only)
+    logits, labels = response.logits, response.labels
     log_prob = logprobs_from_logits(logits, labels, 16, temperature=0.9, top_p=0.95)
     return logits, labels, (log_prob * batch.response_mask).sum()
 

@@ -10,7 +10,6 @@ from deepspeed.utils import safe_get_full_grad
 from omegaconf import OmegaConf
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-from etr_dist.algos import entropy_from_logits, logprobs_from_logits
 from etr_dist.config.schema import RootConfig
 from etr_dist.learner.batch import TrainBatch, build_train_batch, micro_batches, shard_batch
 from etr_dist.learner.policy_learner import LearnerSetup, PolicyLearner
@@ -94,9 +93,10 @@ def tiny_llama() -> LlamaForCausalLM:
 def forward_backward(model, batch: TrainBatch, shared_prefix: bool):
     """Masked log-probs and entropies, and every parameter's gradient of their sum."""
     model.zero_grad()
-    logits, labels = response_logits(model, batch, at_response_only=False, shared_prefix=shared_prefix)
-    log_prob = logprobs_from_logits(logits, labels, CHUNK, TEMPERATURE, TOP_P) * batch.response_mask
-    entropy = entropy_from_logits(logits, CHUNK, TEMPERATURE, TOP_P) * batch.response_mask
+    response = response_logits(model, batch, at_response_only=False, shared_prefix=shared_prefix)
+    assert (response.positions is not None) == shared_prefix  # packed: the real response tokens only
+    log_prob = response.log_probs(CHUNK, TEMPERATURE, TOP_P) * batch.response_mask
+    entropy = response.entropy(CHUNK, TEMPERATURE, TOP_P) * batch.response_mask
     (log_prob.sum() + entropy.sum()).backward()
     return log_prob.detach(), entropy.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}
 
@@ -144,8 +144,8 @@ def zero3_script(
         if checkpointing:
             engine.module.gradient_checkpointing_enable()
         for shared_prefix in (False, True):
-            logits, labels = response_logits(engine, micro, shared_prefix=shared_prefix)
-            log_prob = logprobs_from_logits(logits, labels, CHUNK, TEMPERATURE, TOP_P) * micro.response_mask
+            response = response_logits(engine, micro, shared_prefix=shared_prefix)
+            log_prob = response.log_probs(CHUNK, TEMPERATURE, TOP_P) * micro.response_mask
             # DeepSpeed averages gradients over ranks: scaled back to the sum, as the learner does
             engine.backward(log_prob.sum() * world_size, scale_wrt_gas=False)
             results[checkpointing, shared_prefix] = {
