@@ -24,6 +24,10 @@ FORWARDED_ENV = (  # set here, they reach every job (its driver and actors): a R
 )
 
 
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+LOG_EVERY_S = 30.0  # a running job's whole log is fetched again at most this often (it grows with the run)
+
+
 class JobClient(Protocol):
     def submit(self, entrypoint: str, submission_id: str, metadata: dict[str, str]) -> str: ...
     def status(self, job_id: str) -> str: ...
@@ -76,6 +80,7 @@ class Job:
     entrypoint: str
     log_start: int  # the log's size before this attempt's output
     started: float
+    logged: float = 0.0  # when its log was last copied
 
 
 class JobQueue:
@@ -104,7 +109,8 @@ class JobQueue:
                 time.sleep(self.poll_s)
                 for job in list(running):
                     status = self.client.status(job.job_id)
-                    self._write_log(job)
+                    if status in TERMINAL or time.time() - job.logged >= LOG_EVERY_S:
+                        self._write_log(job)
                     if status == "SUCCEEDED":
                         self._check_shared(job)
                         job.run.done.write_text(f"{job.entrypoint}\n# Ray job {job.job_id}\n")
@@ -150,7 +156,7 @@ class JobQueue:
 
     def _write_log(self, job: Job) -> None:
         """The job's whole output so far, after this attempt's header (earlier attempts' output stays)."""
-        text = self.client.logs(job.job_id)
+        text, job.logged = self.client.logs(job.job_id), time.time()
         with open(job.run.log, "r+b") as out:
             out.truncate(job.log_start)
             out.seek(job.log_start)
