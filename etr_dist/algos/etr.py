@@ -116,6 +116,11 @@ def elastic_bounds(
     )
 
 
+def pass_rate_metric(side: str, bucket: str) -> str:
+    """The metric of one side's ("high" or "low") mean bound over the groups of one pass-rate bucket ("0-25", ...)."""
+    return f"etr/eps_{side}_active_mean_pass_{bucket}"
+
+
 def _by_pass_rate(
     side: str, bounds: Tensor, weights: Tensor, rows: Tensor, pass_rate: Tensor
 ) -> dict[str, float]:
@@ -125,9 +130,7 @@ def _by_pass_rate(
     for low, high, name in PASS_BUCKETS:
         selected = rows & (pass_rate > low) & (pass_rate <= high)
         if weights[selected].sum() > 0:
-            metrics[f"etr/eps_{side}_active_mean_pass_{name}"] = _weighted_mean(
-                bounds, weights, selected, 0.0
-            )
+            metrics[pass_rate_metric(side, name)] = _weighted_mean(bounds, weights, selected, 0.0)
     return metrics
 
 

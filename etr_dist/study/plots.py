@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # files only: no display on a training machine
 import matplotlib.pyplot as plt  # noqa: E402
 
 from etr_dist.algos.etr import PASS_BUCKETS as ETR_PASS_BUCKETS  # noqa: E402
+from etr_dist.algos.etr import pass_rate_metric  # noqa: E402
 from etr_dist.study.results import RunResult, curve  # noqa: E402
 
 DYNAMICS = (
@@ -24,8 +25,8 @@ PASS_BUCKETS = tuple(name for _, _, name in ETR_PASS_BUCKETS)  # "0-25", ..., in
 
 
 def pass_rate_key(side: str, bucket: str) -> str:
-    """ETR's mean bound of one side over the responses of groups in one pass-rate bucket."""
-    return f"etr/{side}_active_mean_pass_{bucket}"
+    """ETR's mean bound of one side ("eps_high" or "eps_low") over the groups of one pass-rate bucket."""
+    return pass_rate_metric(side.removeprefix("eps_"), bucket)
 
 
 def _band(ax, by_arm: Mapping[str, Sequence[RunResult]], key: str, scale: float = 1.0) -> bool:
